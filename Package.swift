@@ -1,0 +1,70 @@
+// swift-tools-version:6.2
+// mcpjail: a sandbox launcher and containment supervisor for MCP servers on Linux.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .treatAllWarnings(as: .error),
+]
+
+let package = Package(
+    name: "mcpjail",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "mcpjail", targets: ["mcpjail"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
+        .package(url: "https://github.com/modelcontextprotocol/swift-sdk", exact: "0.12.1"),
+    ],
+    targets: [
+        // C only where Swift cannot go: the steps between fork and exec.
+        .target(name: "CMCPJailShims"),
+        // Profiles, JSON-RPC framing, relay decisions, audit model. No privileges needed to test.
+        .target(
+            name: "MCPJailCore",
+            dependencies: [
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        // Talking to the kernel: spawning, signals, pipes, state directory.
+        .target(
+            name: "MCPJailLinux",
+            dependencies: [
+                "MCPJailCore", "CMCPJailShims",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The command-line interface (one file per command).
+        .target(
+            name: "MCPJailCommands",
+            dependencies: [
+                "MCPJailCore", "MCPJailLinux",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "mcpjail", dependencies: ["MCPJailCommands"], swiftSettings: strict),
+        // A real MCP client built on the official Swift SDK, used by the integration tests.
+        .executableTarget(
+            name: "mcpjail-swift-client",
+            dependencies: [.product(name: "MCP", package: "swift-sdk")],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "MCPJailCoreTests", dependencies: ["MCPJailCore"], swiftSettings: strict),
+        .testTarget(
+            name: "MCPJailCommandsTests",
+            dependencies: ["MCPJailCommands", "MCPJailCore", "MCPJailLinux"],
+            swiftSettings: strict
+        ),
+    ]
+)

@@ -1,0 +1,1 @@
+int mcpjail_shims_placeholder;

@@ -1,0 +1,26 @@
+import ArgumentParser
+
+/// The `mcpjail` root command: one subcommand per job, each in its own file.
+public struct MCPJail: AsyncParsableCommand {
+    public static let version = "0.1.0"
+
+    public static let configuration = CommandConfiguration(
+        commandName: "mcpjail",
+        abstract: "Run MCP servers in a jail, behind a relay that checks every call.",
+        discussion: """
+            Each server has a profile, NAME.toml, in the profile directory (--profiles DIR, \
+            else $MCPJAIL_PROFILES, else ~/.config/mcpjail/profiles, then /etc/mcpjail/profiles). \
+            The profiles are the allowlist: a server without one never starts.
+
+            Examples:
+              mcpjail run time                     # what an MCP client launches
+              mcpjail client-config claude time    # the client config snippet for it
+              mcpjail check time                   # the effective policy
+              mcpjail logs time --verify           # the audit log, hash chain checked
+            """,
+        version: version,
+        subcommands: [Run.self, List.self, Check.self, Logs.self, ClientConfig.self]
+    )
+
+    public init() {}
+}

@@ -1,0 +1,73 @@
+/// One audit record: what a request asked, what mcpjail decided, and how it ended.
+///
+/// Written as one JSON line per request that reaches the policy pipeline, chained by
+/// hash to the record before it (see ``AuditLog``).
+public struct AuditRecord: Sendable, Equatable {
+    /// Seconds since the Unix epoch, with microseconds.
+    public var time: Double
+    public var server: String
+    /// SHA-256 of the profile file the session started with.
+    public var profileDigest: String
+    /// A random id per `mcpjail run`.
+    public var session: String
+    /// The JSON-RPC id as the client sent it (its JSON text), if the message had one.
+    public var requestID: String?
+    public var method: String
+    /// For `tools/call`: the tool name.
+    public var tool: String?
+    /// For `tools/call`: SHA-256 of the canonical JSON of the arguments.
+    public var argumentsDigest: String?
+    public var decision: Decision
+    /// Which check decided a denial (nil when allowed).
+    public var decidedBy: String?
+    public var outcome: Outcome
+    /// The JSON-RPC error code, for protocol errors.
+    public var errorCode: Int?
+    /// The stable error type when mcpjail itself refused or failed the request.
+    public var errorType: String?
+    /// From the request's arrival to its response's departure.
+    public var latencyMicros: Int64
+    /// Size of the request line as received from the client.
+    public var bytesIn: Int
+    /// Size of the response line sent to the client.
+    public var bytesOut: Int
+
+    public enum Decision: String, Sendable, Equatable {
+        case allow, deny
+    }
+
+    public enum Outcome: String, Sendable, Equatable {
+        /// A `result` that is not a tool error.
+        case ok
+        /// A `tools/call` result with `isError: true`.
+        case toolError = "tool_error"
+        /// A JSON-RPC `error`.
+        case protocolError = "protocol_error"
+        /// No response: the session ended first (server death, client EOF).
+        case noResponse = "no_response"
+    }
+
+    public init(
+        time: Double, server: String, profileDigest: String, session: String,
+        requestID: String?, method: String, tool: String? = nil, argumentsDigest: String? = nil,
+        decision: Decision, decidedBy: String? = nil, outcome: Outcome, errorCode: Int? = nil,
+        errorType: String? = nil, latencyMicros: Int64, bytesIn: Int, bytesOut: Int
+    ) {
+        self.time = time
+        self.server = server
+        self.profileDigest = profileDigest
+        self.session = session
+        self.requestID = requestID
+        self.method = method
+        self.tool = tool
+        self.argumentsDigest = argumentsDigest
+        self.decision = decision
+        self.decidedBy = decidedBy
+        self.outcome = outcome
+        self.errorCode = errorCode
+        self.errorType = errorType
+        self.latencyMicros = latencyMicros
+        self.bytesIn = bytesIn
+        self.bytesOut = bytesOut
+    }
+}

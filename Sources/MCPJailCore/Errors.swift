@@ -1,0 +1,70 @@
+/// The error kinds mcpjail reports, as data.
+///
+/// Two audiences: the person at the terminal gets one line, `mcpjail: what: why`, plus a
+/// `(hint: ...)` where a known cause has a known fix (bubblewrap's style); the model on the
+/// other end of the relay gets a ``SafeError``: a stable type, a short message, and whether
+/// retrying can help, never a host path, stack trace or secret.
+public struct MCPJailError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A stable, extensible code (containerization's `ContainerizationError.Code` shape).
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+
+        public static let noProfile = Code(rawValue: "no_profile")
+        public static let invalidProfile = Code(rawValue: "invalid_profile")
+        public static let invalidArgument = Code(rawValue: "invalid_argument")
+        public static let spawnFailed = Code(rawValue: "spawn_failed")
+        public static let io = Code(rawValue: "io")
+        public static let auditLog = Code(rawValue: "audit_log")
+        public static let internalError = Code(rawValue: "internal")
+    }
+
+    public var code: Code
+    /// What happened, for the person: `no profile 'x' in /a, /b (the profiles are the allowlist)`.
+    public var message: String
+    /// A known fix for a known cause, or nil.
+    public var hint: String?
+
+    public init(_ code: Code, _ message: String, hint: String? = nil) {
+        self.code = code
+        self.message = message
+        self.hint = hint
+    }
+
+    /// The one line printed on stderr: `mcpjail: message (hint: ...)`.
+    public var description: String {
+        if let hint { return "mcpjail: \(message) (hint: \(hint))" }
+        return "mcpjail: \(message)"
+    }
+}
+
+/// What the model sees when mcpjail refuses or fails a request: the DESIGN.md error triple.
+///
+/// It goes into `structuredContent.error` of a tool result (`isError: true`) for a refused
+/// `tools/call`, or into `error.data` of a JSON-RPC error for a protocol fault.
+public struct SafeError: Sendable, Equatable {
+    /// Stable machine-readable types. New checks add their own.
+    public struct Kind: RawRepresentable, Hashable, Sendable {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        public static let parseError = Kind(rawValue: "parse_error")
+        public static let invalidRequest = Kind(rawValue: "invalid_request")
+        public static let batchRefused = Kind(rawValue: "batch_refused")
+        public static let messageTooLarge = Kind(rawValue: "message_too_large")
+        public static let serverUnavailable = Kind(rawValue: "server_unavailable")
+        public static let forbidden = Kind(rawValue: "forbidden")
+        public static let `internal` = Kind(rawValue: "internal")
+    }
+
+    public var kind: Kind
+    public var message: String
+    public var retryable: Bool
+
+    public init(_ kind: Kind, _ message: String, retryable: Bool) {
+        self.kind = kind
+        self.message = message
+        self.retryable = retryable
+    }
+}

@@ -1,0 +1,30 @@
+/// Where mcpjail keeps what no jail may see: the audit log, server stderr logs, and (later)
+/// the idempotency database and run registry.
+///
+/// `$XDG_STATE_HOME/mcpjail` (default `~/.local/state/mcpjail`) for an ordinary user,
+/// `/var/lib/mcpjail` for root. `$MCPJAIL_STATE_DIR` overrides both (tests use it).
+public struct StateDirectory: Sendable, Equatable {
+    public var path: String
+
+    public init(path: String) { self.path = path }
+
+    /// Resolves the directory from the environment and the effective uid.
+    public static func resolve(environment: [String: String], isRoot: Bool) -> StateDirectory {
+        if let explicit = environment["MCPJAIL_STATE_DIR"], !explicit.isEmpty {
+            return StateDirectory(path: explicit)
+        }
+        if isRoot { return StateDirectory(path: "/var/lib/mcpjail") }
+        if let xdg = environment["XDG_STATE_HOME"], xdg.hasPrefix("/") {
+            return StateDirectory(path: xdg + "/mcpjail")
+        }
+        let home = environment["HOME"] ?? "/"
+        return StateDirectory(path: (home == "/" ? "" : home) + "/.local/state/mcpjail")
+    }
+
+    /// The hash-chained audit log, JSON Lines.
+    public var auditLog: String { path + "/audit.jsonl" }
+    /// The directory of per-server stderr logs.
+    public var serverLogs: String { path + "/logs" }
+    /// The size-capped stderr log of one server.
+    public func serverLog(_ name: String) -> String { serverLogs + "/" + name + ".stderr.log" }
+}

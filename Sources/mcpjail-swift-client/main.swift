@@ -1,0 +1,2 @@
+import MCP
+print("placeholder")
