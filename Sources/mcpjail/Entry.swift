@@ -1,4 +1,9 @@
 // mcpjail's entry point. Everything lives in MCPJailCommands so that tests can drive it.
 import MCPJailCommands
 
-await MCPJail.main()
+@main
+enum Entry {
+    static func main() async {
+        await MCPJail.main()
+    }
+}
