@@ -1,0 +1,337 @@
+"""Shared set-up for mcpjail's integration tests.
+
+Every test gets its own profile directory and state directory (tmp_path), writes the
+profiles it needs there with absolute paths, and launches servers through
+`Jail.command(name)`: the one place that says how a server is reached.
+
+MCPJAIL_TEST_DIRECT=1 launches the profile's server directly instead of through
+`mcpjail run` (a development aid for checking the fixtures themselves; tests of
+mcpjail's own behaviour fail in that mode, as they should).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MCPJAIL = ROOT / ".build" / "debug" / "mcpjail"
+SWIFT_CLIENT = ROOT / ".build" / "debug" / "mcpjail-swift-client"
+VENV_BIN = ROOT / ".venv" / "bin"
+PYTHON = VENV_BIN / "python"
+FIXTURES = ROOT / "tests" / "fixtures"
+DIRECT = os.environ.get("MCPJAIL_TEST_DIRECT") == "1"
+
+
+def toml_string(value: str) -> str:
+    # JSON string escapes are valid TOML basic-string escapes.
+    return json.dumps(value)
+
+
+def toml_array(values: list[str]) -> str:
+    return "[" + ", ".join(toml_string(v) for v in values) + "]"
+
+
+def toml_inline_table(values: dict[str, str]) -> str:
+    return "{ " + ", ".join(f"{k} = {toml_string(v)}" for k, v in values.items()) + " }"
+
+
+@dataclass
+class Jail:
+    """A profile directory and a state directory of one test."""
+
+    root: Path
+    profiles: Path = field(init=False)
+    state: Path = field(init=False)
+    home: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.profiles = self.root / "profiles"
+        self.state = self.root / "state"
+        self.home = self.root / "home"
+        for d in (self.profiles, self.state, self.home):
+            d.mkdir(parents=True, exist_ok=True)
+
+    # -- profiles -------------------------------------------------------------------------
+    def server_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(self.home), "LANG": "C.UTF-8", "TZ": "UTC"}
+        env.update(extra or {})
+        return env
+
+    def write_profile(
+        self,
+        name: str,
+        command: str | Path,
+        args: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        stop_timeout: str = "2s",
+        max_message: str | None = None,
+        description: str = "integration test profile",
+    ) -> Path:
+        lines = [
+            f"description = {toml_string(description)}",
+            "[server]",
+            f"command = {toml_string(str(command))}",
+            f"args = {toml_array([str(a) for a in (args or [])])}",
+            f"env = {toml_inline_table(self.server_env(env))}",
+            'workdir = "/"',
+            f"stop_timeout = {toml_string(stop_timeout)}",
+        ]
+        if max_message is not None:
+            lines += ["[limits]", f"max_message = {toml_string(max_message)}"]
+        path = self.profiles / f"{name}.toml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def fixture_profile(self, name: str = "fixture", **kw) -> Path:
+        state = self.root / f"{name}-server-state"
+        return self.write_profile(name, PYTHON, [str(FIXTURES / "fixture_server.py"), "--state", str(state)], **kw)
+
+    def fixture_state(self, name: str = "fixture") -> Path:
+        return self.root / f"{name}-server-state"
+
+    def raw_profile(self, name: str = "raw", ignore_sigterm: bool = False, **kw) -> Path:
+        args = [str(FIXTURES / "raw_server.py"), "--record", str(self.record_file(name))]
+        if ignore_sigterm:
+            args.append("--ignore-sigterm")
+        return self.write_profile(name, PYTHON, args, **kw)
+
+    def record_file(self, name: str = "raw") -> Path:
+        return self.root / f"{name}.received"
+
+    def time_profile(self, name: str = "time") -> Path:
+        return self.write_profile(name, VENV_BIN / "mcp-server-time", ["--local-timezone=UTC"])
+
+    def git_profile(self, repo: Path, name: str = "git") -> Path:
+        return self.write_profile(name, VENV_BIN / "mcp-server-git", ["--repository", str(repo)])
+
+    # -- launching ------------------------------------------------------------------------
+    def command(self, name: str) -> list[str]:
+        """The command line an MCP client is configured with."""
+        if DIRECT:
+            server = tomllib.loads((self.profiles / f"{name}.toml").read_text())["server"]
+            return [server["command"], *server.get("args", [])]
+        return [str(MCPJAIL), "run", name, "--profiles", str(self.profiles)]
+
+    def env(self) -> dict[str, str]:
+        """The client's environment for `mcpjail run` (never seen by the server)."""
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.home),
+            "MCPJAIL_STATE_DIR": str(self.state),
+            "CLIENT_SECRET_SHOULD_NOT_LEAK": "hunter2",
+        }
+
+    # -- what mcpjail left behind ---------------------------------------------------------
+    @property
+    def audit_path(self) -> Path:
+        return self.state / "audit.jsonl"
+
+    def audit(self) -> list[dict]:
+        if not self.audit_path.exists():
+            return []
+        return [json.loads(line) for line in self.audit_path.read_text().splitlines() if line.strip()]
+
+    def stderr_log(self, name: str) -> str:
+        path = self.state / "logs" / f"{name}.stderr.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def mcpjail(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(MCPJAIL), *args], env=self.env(), capture_output=True, text=True, timeout=timeout
+        )
+
+    def verify(self) -> subprocess.CompletedProcess:
+        return self.mcpjail("logs", "--verify")
+
+    def assert_audit_intact(self) -> list[dict]:
+        """The audit log exists, every line is a record, and `mcpjail logs --verify` agrees."""
+        records = self.audit()
+        assert records, f"no audit records in {self.audit_path}"
+        result = self.verify()
+        assert result.returncode == 0, f"logs --verify failed: {result.stdout}{result.stderr}"
+        return records
+
+
+@pytest.fixture
+def jail(tmp_path: Path) -> Jail:
+    return Jail(tmp_path)
+
+
+# -- a raw client: bytes in, lines out ------------------------------------------------------
+class RawRelay:
+    """`mcpjail run NAME` (or the direct command) with pipes, driven byte by byte."""
+
+    def __init__(self, jail: Jail, name: str):
+        self.jail = jail
+        self.name = name
+        self.stderr_path = jail.root / f"{name}.client-side-stderr"
+        self._stderr = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(
+            jail.command(name),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=jail.env(),
+            bufsize=0,
+        )
+        self.lines: queue.Queue[bytes | None] = queue.Queue()
+        self.stdout_bytes = bytearray()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        buf = b""
+        while True:
+            chunk = self.proc.stdout.read1(1 << 20)
+            if not chunk:
+                break
+            self.stdout_bytes += chunk
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                self.lines.put(line + b"\n")
+        if buf:
+            self.lines.put(buf)
+        self.lines.put(None)
+
+    def send(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def send_json(self, obj: dict) -> None:
+        self.send(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
+
+    def recv_line(self, timeout: float = 15) -> bytes:
+        line = self.lines.get(timeout=timeout)
+        assert line is not None, "mcpjail closed its stdout"
+        return line
+
+    def recv(self, timeout: float = 15) -> dict:
+        return json.loads(self.recv_line(timeout))
+
+    def request(self, msg_id, method: str, params: dict | None = None, timeout: float = 15) -> dict:
+        msg = {"jsonrpc": "2.0", "id": msg_id, "method": method}
+        if params is not None:
+            msg["params"] = params
+        self.send_json(msg)
+        return self.recv(timeout)
+
+    def close_stdin(self) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+
+    def wait(self, timeout: float = 20) -> int:
+        rc = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return rc
+
+    def rest(self, timeout: float = 10) -> list[bytes]:
+        """Every line still to come, until mcpjail closes its stdout."""
+        out = []
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            if line is None:
+                return out
+            out.append(line)
+
+    def client_stderr(self) -> str:
+        self._stderr.flush()
+        return self.stderr_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def raw_relay(jail: Jail):
+    """Factory: raw_relay(name) starts a RawRelay; all are killed at the end of the test."""
+    started: list[RawRelay] = []
+
+    def start(name: str) -> RawRelay:
+        relay = RawRelay(jail, name)
+        started.append(relay)
+        return relay
+
+    yield start
+    for relay in started:
+        relay.kill()
+
+
+# -- processes -----------------------------------------------------------------------------
+def pid_alive(pid: int) -> bool:
+    """True if pid exists and is not a zombie."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    for line in status.splitlines():
+        if line.startswith("State:"):
+            return "Z" not in line.split()[1]
+    return True
+
+
+def descendants(pid: int) -> set[int]:
+    """All live descendants of pid, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return {p for p in found if pid_alive(p)}
+
+
+def wait_for(predicate, timeout: float = 10, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def vm_hwm_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmHWM for {pid}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prerequisites():
+    """A missing prerequisite is a failure, never a skip."""
+    missing = [str(p) for p in (PYTHON, VENV_BIN / "mcp-server-time", VENV_BIN / "mcp-server-git") if not p.exists()]
+    if not DIRECT:
+        missing += [str(p) for p in (MCPJAIL, SWIFT_CLIENT) if not p.exists()]
+    if missing:
+        pytest.fail(f"missing prerequisites (run `make build`): {', '.join(missing)}", pytrace=False)
