@@ -79,6 +79,10 @@ public struct Profile: Sendable, Equatable {
         public var maxMessageBytes: Int
 
         public static let defaultMaxMessageBytes = 16 * 1024 * 1024
+        /// The smallest `max_message` a profile may set (64 bytes: tests use tiny caps).
+        public static let minMaxMessageBytes = 64
+        /// The largest `max_message` a profile may set (1 GiB).
+        public static let maxMaxMessageBytes = 1 << 30
 
         public init(maxMessageBytes: Int = Limits.defaultMaxMessageBytes) {
             self.maxMessageBytes = maxMessageBytes

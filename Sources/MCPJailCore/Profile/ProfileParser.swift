@@ -1,0 +1,449 @@
+import Crypto
+import Foundation
+
+/// Reads and validates one profile file into a ``Profile`` with every default filled in.
+///
+/// Validation never stops at the first problem: every unknown key, wrong type, bad path,
+/// size or duration is collected, each with file, line and key path, and reported together
+/// in one ``ProfileError``. A profile with any problem yields no ``Profile`` at all, so
+/// nothing is ever started from half a policy.
+public enum ProfileParser {
+    /// Loads `path` as profile `name`. `${PROFILE_DIR}` expands to the directory that really
+    /// holds the file (symlinks resolved), so a profile symlinked into a profile directory
+    /// still finds what sits beside its original.
+    public static func load(path: String, name: String) throws(ProfileError) -> Profile {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw ProfileError(problems: [
+                ProfileProblem(file: path, line: nil, keyPath: "", message: "cannot read the file: \(readFailure(error, path: path))")
+            ])
+        }
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        let real = URL(fileURLWithPath: absolute).resolvingSymlinksInPath().path
+        let profileDirectory = PathSyntax.directoryName(PathSyntax.normalize(real))
+        return try parse(data: data, path: path, name: name, profileDirectory: profileDirectory)
+    }
+
+    /// Validates profile text. `profileDirectory` is what `${PROFILE_DIR}` expands to.
+    /// `checkCommand` decides whether `server.command` must exist and be executable here.
+    public static func parse(
+        data: Data, path: String, name: String, profileDirectory: String, checkCommand: Bool = true
+    ) throws(ProfileError) -> Profile {
+        let digest = SHA256.hash(data: data).map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+        if let nul = data.firstIndex(of: 0) {
+            let line = data[..<nul].reduce(1) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
+            throw ProfileError(problems: [
+                ProfileProblem(file: path, line: line, keyPath: "", message: "the file contains a NUL byte")
+            ])
+        }
+        guard let source = String(data: data, encoding: .utf8) else {
+            throw ProfileError(problems: [
+                ProfileProblem(file: path, line: nil, keyPath: "", message: "the file is not valid UTF-8")
+            ])
+        }
+        let document: TOMLDocument
+        switch TOMLDocument.parse(source) {
+        case .success(let parsed):
+            document = parsed
+        case .failure(let failure):
+            throw ProfileError(problems: [
+                ProfileProblem(file: path, line: failure.line, keyPath: "", message: failure.message)
+            ])
+        }
+        let validator = ProfileValidator(
+            file: path, locator: document.locator, profileDirectory: profileDirectory, checkCommand: checkCommand)
+        let result = validator.profile(root: document.root)
+        if !validator.problems.isEmpty {
+            throw ProfileError(problems: validator.sortedProblems)
+        }
+        guard var profile = result else {
+            throw ProfileError(problems: [
+                ProfileProblem(file: path, line: nil, keyPath: "", message: "the profile is incomplete")
+            ])
+        }
+        profile.name = name
+        profile.path = path
+        profile.digest = digest
+        return profile
+    }
+
+    private static func readFailure(_ error: Error, path: String) -> String {
+        var isDirectory: ObjCBool = false
+        let manager = FileManager.default
+        if !manager.fileExists(atPath: path, isDirectory: &isDirectory) { return "no such file" }
+        if isDirectory.boolValue { return "it is a directory" }
+        if !manager.isReadableFile(atPath: path) { return "permission denied" }
+        return (error as NSError).localizedDescription
+    }
+}
+
+/// The checks, one method per table. Later issues add theirs (`[network]`, `[seccomp]`, ...)
+/// as a key in ``profile(root:)`` and a method here.
+final class ProfileValidator {
+    let file: String
+    let locator: TOMLLocator
+    let profileDirectory: String
+    let checkCommand: Bool
+    private(set) var problems: [ProfileProblem] = []
+
+    init(file: String, locator: TOMLLocator, profileDirectory: String, checkCommand: Bool) {
+        self.file = file
+        self.locator = locator
+        self.profileDirectory = profileDirectory
+        self.checkCommand = checkCommand
+    }
+
+    /// Problems in file order (stable for problems on the same line).
+    var sortedProblems: [ProfileProblem] {
+        problems.enumerated().sorted { lhs, rhs in
+            let (l, r) = (lhs.element.line ?? 0, rhs.element.line ?? 0)
+            return l != r ? l < r : lhs.offset < rhs.offset
+        }.map(\.element)
+    }
+
+    func report(_ path: KeyPath, _ message: String, line: Int? = nil) {
+        problems.append(
+            ProfileProblem(
+                file: file, line: line ?? locator.line(for: path), keyPath: path.description, message: message))
+    }
+
+    // MARK: tables
+
+    func profile(root: [(key: String, value: TOMLNode)]) -> Profile? {
+        var top = TableReader(path: .root, entries: root)
+        let description = top.take("description").flatMap { string($0, at: .root.appending("description")) } ?? ""
+        let server = top.takeTable("server", validator: self).flatMap(server)
+        if !top.has("server") {
+            report(KeyPath(keys: ["server"]), "missing table [server]: it names the command to run")
+        }
+        let filesystem = top.takeTable("filesystem", validator: self).map(filesystem) ?? Profile.Filesystem()
+        let limits = top.takeTable("limits", validator: self).map(limits) ?? Profile.Limits()
+        let tools = top.takeTable("tools", validator: self).map(tools) ?? [:]
+        top.finish(self)
+        guard let server else { return nil }
+        return Profile(
+            name: "", path: file, digest: "", description: description, server: server,
+            filesystem: filesystem, limits: limits, tools: tools)
+    }
+
+    func server(_ table: TableReader) -> Profile.Server? {
+        var table = table
+        var command: String?
+        let commandPath = table.path.appending("command")
+        if let node = table.take("command") {
+            if let raw = string(node, at: commandPath), let expanded = path(raw, at: commandPath) {
+                command = expanded
+                if checkCommand { checkExecutable(expanded, at: commandPath) }
+            }
+        } else {
+            report(commandPath, "required: the absolute path of the server's executable")
+        }
+        let args = table.take("args").flatMap { node in
+            stringArray(node, at: table.path.appending("args"), expandingProfileDir: true)
+        } ?? []
+        let env = table.take("env").flatMap { environment($0, at: table.path.appending("env")) } ?? [:]
+        let workdirPath = table.path.appending("workdir")
+        let workdir = table.take("workdir").flatMap { node in
+            string(node, at: workdirPath).flatMap { path($0, at: workdirPath) }
+        } ?? "/"
+        let stopPath = table.path.appending("stop_timeout")
+        let stopTimeout = table.take("stop_timeout").flatMap { duration($0, at: stopPath, max: .seconds(24 * 3600)) }
+            ?? .seconds(2)
+        table.finish(self)
+        guard let command else { return nil }
+        return Profile.Server(command: command, args: args, env: env, workdir: workdir, stopTimeout: stopTimeout)
+    }
+
+    func filesystem(_ table: TableReader) -> Profile.Filesystem {
+        var table = table
+        let readOnlyPath = table.path.appending("read_only")
+        let readWritePath = table.path.appending("read_write")
+        let readOnly = table.take("read_only").flatMap { pathArray($0, at: readOnlyPath) } ?? []
+        let readWrite = table.take("read_write").flatMap { pathArray($0, at: readWritePath) } ?? []
+        for (index, entry) in readWrite.enumerated() where readOnly.contains(entry) {
+            report(readWritePath.appending(index: index), "'\(entry)' is also in read_only; list it once")
+        }
+        var tmpfs: [String: Int] = [:]
+        let tmpfsPath = table.path.appending("tmpfs")
+        if let node = table.take("tmpfs") {
+            if case .table(let entries) = node {
+                for (mount, value) in entries {
+                    let entryPath = tmpfsPath.appending(mount)
+                    let expanded = path(mount, at: entryPath)
+                    let bytes = size(value, at: entryPath, min: 4096)
+                    if let expanded, let bytes {
+                        if tmpfs[expanded] != nil {
+                            report(entryPath, "'\(expanded)' is listed twice")
+                        }
+                        tmpfs[expanded] = bytes
+                    }
+                }
+            } else {
+                report(tmpfsPath, "expected a table of mount point = size, like { \"/tmp\" = \"64M\" }, found \(node.typeName)")
+            }
+        }
+        table.finish(self)
+        return Profile.Filesystem(readOnly: readOnly, readWrite: readWrite, tmpfs: tmpfs)
+    }
+
+    func limits(_ table: TableReader) -> Profile.Limits {
+        var table = table
+        let maxPath = table.path.appending("max_message")
+        let maxMessage = table.take("max_message").flatMap {
+            size($0, at: maxPath, min: Profile.Limits.minMaxMessageBytes, max: Profile.Limits.maxMaxMessageBytes)
+        } ?? Profile.Limits.defaultMaxMessageBytes
+        table.finish(self)
+        return Profile.Limits(maxMessageBytes: maxMessage)
+    }
+
+    func tools(_ table: TableReader) -> [String: Profile.ToolPolicy] {
+        var result: [String: Profile.ToolPolicy] = [:]
+        for (name, node) in table.entries {
+            let toolPath = table.path.appending(name)
+            guard case .table(let entries) = node else {
+                report(toolPath, "expected a table [tools.\(TOMLText.key(name))], found \(node.typeName)")
+                continue
+            }
+            if name.isEmpty {
+                report(toolPath, "a tool name cannot be empty")
+                continue
+            }
+            // Per-tool keys arrive with the policy and idempotency issues; until then every
+            // key here is unknown.
+            TableReader(path: toolPath, entries: entries).finish(self)
+            result[name] = Profile.ToolPolicy()
+        }
+        return result
+    }
+
+    // MARK: values
+
+    func string(_ node: TOMLNode, at path: KeyPath) -> String? {
+        guard case .string(let value) = node else {
+            report(path, "expected a string, found \(node.typeName)")
+            return nil
+        }
+        return value
+    }
+
+    func path(_ raw: String, at keyPath: KeyPath) -> String? {
+        switch PathSyntax.expand(raw, profileDirectory: profileDirectory) {
+        case .success(let expanded): return expanded
+        case .failure(let message):
+            report(keyPath, message.message)
+            return nil
+        }
+    }
+
+    func pathArray(_ node: TOMLNode, at keyPath: KeyPath) -> [String]? {
+        guard case .array(let elements) = node else {
+            report(keyPath, "expected an array of absolute paths, found \(node.typeName)")
+            return nil
+        }
+        var out: [String] = []
+        var valid = true
+        for (index, element) in elements.enumerated() {
+            let elementPath = keyPath.appending(index: index)
+            guard let raw = string(element, at: elementPath), let expanded = path(raw, at: elementPath) else {
+                valid = false
+                continue
+            }
+            if out.contains(expanded) {
+                report(elementPath, "'\(expanded)' is listed twice")
+            }
+            out.append(expanded)
+        }
+        return valid ? out : nil
+    }
+
+    /// Strings; one that starts with `${PROFILE_DIR}` is a path and is expanded as one.
+    func stringArray(_ node: TOMLNode, at keyPath: KeyPath, expandingProfileDir: Bool) -> [String]? {
+        guard case .array(let elements) = node else {
+            report(keyPath, "expected an array of strings, found \(node.typeName)")
+            return nil
+        }
+        var out: [String] = []
+        var valid = true
+        for (index, element) in elements.enumerated() {
+            let elementPath = keyPath.appending(index: index)
+            guard let raw = string(element, at: elementPath), let value = expandValue(raw, at: elementPath) else {
+                valid = false
+                continue
+            }
+            out.append(value)
+        }
+        return valid ? out : nil
+    }
+
+    /// An argument or environment value: `${PROFILE_DIR}...` is expanded as a path; the
+    /// variable anywhere else is refused rather than passed on unexpanded.
+    func expandValue(_ raw: String, at keyPath: KeyPath) -> String? {
+        if raw.utf8.contains(0) {
+            report(keyPath, "contains a NUL byte")
+            return nil
+        }
+        if raw.hasPrefix(PathSyntax.profileDirVariable) { return path(raw, at: keyPath) }
+        if raw.contains(PathSyntax.profileDirVariable) {
+            report(keyPath, "'\(raw)': ${PROFILE_DIR} is expanded only at the start of a value; pass the path as a separate argument")
+            return nil
+        }
+        return raw
+    }
+
+    func environment(_ node: TOMLNode, at keyPath: KeyPath) -> [String: String]? {
+        guard case .table(let entries) = node else {
+            report(keyPath, "expected a table of NAME = \"value\", like { TZ = \"UTC\" }, found \(node.typeName)")
+            return nil
+        }
+        var out: [String: String] = [:]
+        for (name, value) in entries {
+            let entryPath = keyPath.appending(name)
+            if !Self.isVariableName(name) {
+                report(entryPath, "'\(name)' is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)")
+            }
+            guard let raw = string(value, at: entryPath), let expanded = expandValue(raw, at: entryPath) else {
+                continue
+            }
+            out[name] = expanded
+        }
+        return out
+    }
+
+    static func isVariableName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, first.isASCII, !("0"..."9").contains(first) else { return false }
+        return name.unicodeScalars.allSatisfy { scalar in
+            scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || scalar == "_")
+        }
+    }
+
+    func size(_ node: TOMLNode, at keyPath: KeyPath, min: Int = 1, max: Int = Int.max) -> Int? {
+        let bytes: Int
+        switch node {
+        case .integer(let value):
+            bytes = value
+        case .string(let text):
+            switch SizeSyntax.parse(text) {
+            case .success(let value): bytes = value
+            case .failure(let message):
+                report(keyPath, message.message)
+                return nil
+            }
+        default:
+            report(keyPath, "expected a size like \"64M\" or a number of bytes, found \(node.typeName)")
+            return nil
+        }
+        if bytes < min {
+            report(keyPath, "\(bytes) bytes is too small (at least \(SizeSyntax.format(min)))")
+            return nil
+        }
+        if bytes > max {
+            report(keyPath, "\(bytes) bytes is too large (at most \(SizeSyntax.format(max)))")
+            return nil
+        }
+        return bytes
+    }
+
+    func duration(_ node: TOMLNode, at keyPath: KeyPath, max: Duration) -> Duration? {
+        guard case .string(let text) = node else {
+            report(keyPath, "expected a duration like \"2s\" or \"500ms\", found \(node.typeName)")
+            return nil
+        }
+        switch DurationSyntax.parse(text) {
+        case .success(let value):
+            if value > max {
+                report(keyPath, "'\(text)' is too long (at most \(DurationSyntax.format(max)))")
+                return nil
+            }
+            return value
+        case .failure(let message):
+            report(keyPath, message.message)
+            return nil
+        }
+    }
+
+    func checkExecutable(_ command: String, at keyPath: KeyPath) {
+        var isDirectory: ObjCBool = false
+        let manager = FileManager.default
+        if !manager.fileExists(atPath: command, isDirectory: &isDirectory) {
+            report(keyPath, "\(command) does not exist")
+        } else if isDirectory.boolValue {
+            report(keyPath, "\(command) is a directory, not an executable")
+        } else if !manager.isExecutableFile(atPath: command) {
+            report(keyPath, "\(command) is not executable")
+        }
+    }
+}
+
+/// One table being read: hands out values by key, remembers which keys it was asked
+/// about, and at the end reports every key nobody asked about as unknown.
+struct TableReader {
+    let path: KeyPath
+    let entries: [(key: String, value: TOMLNode)]
+    private var known: [String] = []
+
+    init(path: KeyPath, entries: [(key: String, value: TOMLNode)]) {
+        self.path = path
+        self.entries = entries
+    }
+
+    func has(_ key: String) -> Bool { entries.contains { $0.key == key } }
+
+    mutating func take(_ key: String) -> TOMLNode? {
+        known.append(key)
+        return entries.first { $0.key == key }?.value
+    }
+
+    /// A sub-table; any other type is reported and yields nil.
+    mutating func takeTable(_ key: String, validator: ProfileValidator) -> TableReader? {
+        guard let node = take(key) else { return nil }
+        let subPath = path.appending(key)
+        guard case .table(let subEntries) = node else {
+            validator.report(subPath, "expected a table [\(subPath)], found \(node.typeName)")
+            return nil
+        }
+        return TableReader(path: subPath, entries: subEntries)
+    }
+
+    func finish(_ validator: ProfileValidator) {
+        for (key, _) in entries where !known.contains(key) {
+            var message = "unknown key"
+            if let suggestion = Self.closest(to: key, in: known) {
+                message += " (did you mean '\(suggestion)'?)"
+            } else if known.isEmpty {
+                message += " (this table takes no keys yet)"
+            } else {
+                message += " (known here: \(known.joined(separator: ", ")))"
+            }
+            validator.report(path.appending(key), message)
+        }
+    }
+
+    /// The known key within a small edit distance, if any.
+    static func closest(to key: String, in candidates: [String]) -> String? {
+        let scored = candidates.map { ($0, editDistance(key.lowercased(), $0.lowercased())) }
+        guard let best = scored.min(by: { $0.1 < $1.1 }) else { return nil }
+        let limit = max(1, min(3, best.0.count / 3))
+        return best.1 <= limit ? best.0 : nil
+    }
+
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a.unicodeScalars), b = Array(b.unicodeScalars)
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var previous = Array(0...b.count)
+        for i in 1...a.count {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...b.count {
+                current[j] = Swift.min(
+                    previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+
+/// The effective policy, every default filled in, as `mcpjail check` prints it.
+///
+/// The TOML form is itself a valid profile (paths already expanded), so what a reviewer
+/// reads is exactly what would run. Later issues add their sections to both forms here.
+extension Profile {
+    public func effectiveTOML() -> String {
+        var lines: [String] = []
+        lines.append("# mcpjail check \(name): the effective policy, every default filled in")
+        lines.append("# profile: \(path)")
+        lines.append("# sha256:  \(digest)")
+        lines.append("description = \(TOMLText.string(description))")
+        lines.append("")
+        lines.append("[server]")
+        lines.append("command = \(TOMLText.string(server.command))")
+        lines.append("args = \(TOMLText.array(server.args))")
+        lines.append("env = \(Self.inlineTable(server.env.sorted { $0.key < $1.key }.map { ($0.key, TOMLText.string($0.value)) }))")
+        lines.append("workdir = \(TOMLText.string(server.workdir))")
+        lines.append("stop_timeout = \(TOMLText.string(DurationSyntax.format(server.stopTimeout)))")
+        lines.append("")
+        lines.append("[filesystem]")
+        lines.append("read_only = \(Self.multilineArray(filesystem.readOnly))")
+        lines.append("read_write = \(Self.multilineArray(filesystem.readWrite))")
+        lines.append("tmpfs = \(Self.inlineTable(filesystem.tmpfs.sorted { $0.key < $1.key }.map { ($0.key, TOMLText.string(SizeSyntax.format($0.value))) }))")
+        lines.append("")
+        lines.append("[limits]")
+        lines.append("max_message = \(TOMLText.string(SizeSyntax.format(limits.maxMessageBytes)))  # \(limits.maxMessageBytes) bytes")
+        for tool in tools.keys.sorted() {
+            lines.append("")
+            lines.append("[tools.\(TOMLText.key(tool))]")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The same policy as pretty-printed JSON with sorted keys; sizes in bytes, durations
+    /// in milliseconds.
+    public func effectiveJSON() -> String {
+        let policy = EffectivePolicy(
+            name: name, path: path, digest: digest, description: description,
+            server: .init(
+                command: server.command, args: server.args, env: server.env, workdir: server.workdir,
+                stopTimeoutMs: DurationSyntax.milliseconds(server.stopTimeout)),
+            filesystem: .init(readOnly: filesystem.readOnly, readWrite: filesystem.readWrite, tmpfs: filesystem.tmpfs),
+            limits: .init(maxMessageBytes: limits.maxMessageBytes),
+            tools: tools.mapValues { _ in EffectivePolicy.Tool() })
+        return Self.prettyJSON(policy)
+    }
+
+    /// Pretty-printed, sorted-key JSON without escaped slashes, as every command prints it.
+    public static func prettyJSON<T: Encodable>(_ value: T) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        guard let data = try? encoder.encode(value) else { return "null" }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    private static func inlineTable(_ entries: [(String, String)]) -> String {
+        entries.isEmpty ? "{}" : "{ " + entries.map { "\(TOMLText.key($0.0)) = \($0.1)" }.joined(separator: ", ") + " }"
+    }
+
+    private static func multilineArray(_ values: [String]) -> String {
+        if values.count <= 1 { return TOMLText.array(values) }
+        return "[\n" + values.map { "  \(TOMLText.string($0)),\n" }.joined() + "]"
+    }
+}
+
+private struct EffectivePolicy: Encodable {
+    struct Server: Encodable {
+        var command: String
+        var args: [String]
+        var env: [String: String]
+        var workdir: String
+        var stopTimeoutMs: Int64
+
+        enum CodingKeys: String, CodingKey {
+            case command, args, env, workdir
+            case stopTimeoutMs = "stop_timeout_ms"
+        }
+    }
+
+    struct Filesystem: Encodable {
+        var readOnly: [String]
+        var readWrite: [String]
+        var tmpfs: [String: Int]
+
+        enum CodingKeys: String, CodingKey {
+            case readOnly = "read_only"
+            case readWrite = "read_write"
+            case tmpfs
+        }
+    }
+
+    struct Limits: Encodable {
+        var maxMessageBytes: Int
+
+        enum CodingKeys: String, CodingKey {
+            case maxMessageBytes = "max_message_bytes"
+        }
+    }
+
+    struct Tool: Encodable {}
+
+    var name: String
+    var path: String
+    var digest: String
+    var description: String
+    var server: Server
+    var filesystem: Filesystem
+    var limits: Limits
+    var tools: [String: Tool]
+}
+
+extension ProfileProblem: Encodable {
+    enum CodingKeys: String, CodingKey {
+        case file, line, message
+        case keyPath = "key_path"
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(file, forKey: .file)
+        try container.encode(line, forKey: .line)
+        try container.encode(keyPath, forKey: .keyPath)
+        try container.encode(message, forKey: .message)
+    }
+}

@@ -1,0 +1,204 @@
+/// The value syntaxes of a profile: sizes, durations, paths, and their TOML spelling.
+
+/// Sizes: `"64M"`, `"16MiB"`, `"512K"`, `"1G"`, `"2T"`, `"100B"`, or a plain integer of
+/// bytes (`65536` or `"65536"`). K/M/G/T are powers of 1024, the same as KiB/MiB/GiB/TiB;
+/// units are case-insensitive. `KB`/`MB` are refused rather than guessed at.
+enum SizeSyntax {
+    static let units: [(suffix: String, multiplier: Int)] = [
+        ("kib", 1 << 10), ("mib", 1 << 20), ("gib", 1 << 30), ("tib", 1 << 40),
+        ("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30), ("t", 1 << 40), ("b", 1),
+    ]
+
+    /// The number of bytes, or why the text is not a size.
+    static func parse(_ text: String) -> Result<Int, ValueProblem> {
+        let trimmed = text.trimmingSpaces()
+        let digits = trimmed.prefix { $0.isASCII && $0.isNumber }
+        let unit = trimmed.dropFirst(digits.count).trimmingSpaces().lowercased()
+        let example = "a size like \"64M\", \"16MiB\", \"512K\", \"1G\" or a number of bytes"
+        guard !digits.isEmpty else { return .failure("'\(text)' is not \(example)") }
+        var multiplier = 1
+        if !unit.isEmpty {
+            guard let match = units.first(where: { $0.suffix == unit }) else {
+                if ["kb", "mb", "gb", "tb"].contains(unit) {
+                    return .failure(
+                        "'\(text)': write \(unit.prefix(1).uppercased()) or \(unit.prefix(1).uppercased())iB (powers of 1024)")
+                }
+                return .failure("'\(text)' is not \(example)")
+            }
+            multiplier = match.multiplier
+        }
+        guard let number = Int(digits) else { return .failure("'\(text)' is too large") }
+        let (bytes, overflow) = number.multipliedReportingOverflow(by: multiplier)
+        guard !overflow else { return .failure("'\(text)' is too large") }
+        return .success(bytes)
+    }
+
+    /// The shortest exact spelling: `16M`, `512K`, or plain bytes.
+    static func format(_ bytes: Int) -> String {
+        for (suffix, multiplier) in [("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)]
+        where bytes != 0 && bytes % multiplier == 0 {
+            return "\(bytes / multiplier)\(suffix)"
+        }
+        return "\(bytes)"
+    }
+}
+
+/// Durations: a whole number and a unit, `"500ms"`, `"2s"`, `"15m"`, `"24h"`.
+enum DurationSyntax {
+    static func parse(_ text: String) -> Result<Duration, ValueProblem> {
+        let trimmed = text.trimmingSpaces()
+        let digits = trimmed.prefix { $0.isASCII && $0.isNumber }
+        let unit = String(trimmed.dropFirst(digits.count)).trimmingSpaces()
+        let bad = "'\(text)' is not a duration like \"500ms\", \"2s\", \"15m\" or \"24h\""
+        guard !digits.isEmpty, let number = Int64(digits), number <= 1_000_000_000 else {
+            return .failure(ValueProblem(message: bad))
+        }
+        switch unit {
+        case "ms": return .success(.milliseconds(number))
+        case "s": return .success(.seconds(number))
+        case "m": return .success(.seconds(number * 60))
+        case "h": return .success(.seconds(number * 3600))
+        default: return .failure(ValueProblem(message: bad))
+        }
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+
+    /// The largest whole unit: `2s`, `500ms`, `15m`.
+    static func format(_ duration: Duration) -> String {
+        let ms = milliseconds(duration)
+        if ms != 0 && ms % 3_600_000 == 0 { return "\(ms / 3_600_000)h" }
+        if ms != 0 && ms % 60_000 == 0 { return "\(ms / 60_000)m" }
+        if ms % 1000 == 0 { return "\(ms / 1000)s" }
+        return "\(ms)ms"
+    }
+}
+
+/// Paths: absolute, no `..`, lexically normalized; `${PROFILE_DIR}` at the start expands to
+/// the directory that holds the profile file (symlinks resolved) and may be followed by
+/// `/..` components, so shipped profiles can name things in their own checkout.
+enum PathSyntax {
+    static let profileDirVariable = "${PROFILE_DIR}"
+
+    /// The expanded, normalized path, or why the text is not an acceptable path.
+    static func expand(_ text: String, profileDirectory: String) -> Result<String, ValueProblem> {
+        if text.isEmpty { return .failure("empty path") }
+        if text.utf8.contains(0) { return .failure("path contains a NUL byte") }
+        var base: [Substring] = []
+        var rest = Substring(text)
+        var leadingDotDotAllowed = false
+        if text.hasPrefix(profileDirVariable) {
+            rest = rest.dropFirst(profileDirVariable.count)
+            guard rest.isEmpty || rest.hasPrefix("/") else {
+                return .failure("'\(text)': ${PROFILE_DIR} must be followed by '/' or nothing")
+            }
+            base = profileDirectory.split(separator: "/", omittingEmptySubsequences: true)
+            leadingDotDotAllowed = true
+        } else if text.contains("${") {
+            return .failure(
+                "'\(text)': only ${PROFILE_DIR} is expanded, and only at the start of a path")
+        } else if !text.hasPrefix("/") {
+            return .failure("'\(text)' is a relative path; paths must be absolute (or start with ${PROFILE_DIR})")
+        }
+        if rest.contains("${") {
+            return .failure(
+                "'\(text)': only ${PROFILE_DIR} is expanded, and only at the start of a path")
+        }
+        var components = base
+        for component in rest.split(separator: "/", omittingEmptySubsequences: true) {
+            switch component {
+            case ".":
+                continue
+            case "..":
+                guard leadingDotDotAllowed else {
+                    return .failure(
+                        "'\(text)' has a '..' component; write the path out (only ${PROFILE_DIR}/.. may go up)")
+                }
+                if !components.isEmpty { components.removeLast() }
+            default:
+                leadingDotDotAllowed = false
+                components.append(component)
+            }
+        }
+        return .success("/" + components.joined(separator: "/"))
+    }
+
+    /// Lexical normalization of an absolute path (no `..` handling beyond dropping it at `/`).
+    static func normalize(_ path: String) -> String {
+        var components: [Substring] = []
+        for component in path.split(separator: "/", omittingEmptySubsequences: true) {
+            switch component {
+            case ".": continue
+            case "..": if !components.isEmpty { components.removeLast() }
+            default: components.append(component)
+            }
+        }
+        return "/" + components.joined(separator: "/")
+    }
+
+    static func directoryName(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        let dir = String(path[..<slash])
+        return dir.isEmpty ? "/" : dir
+    }
+}
+
+/// TOML spelling for the effective-policy output and key paths.
+enum TOMLText {
+    static func isBareKey(_ key: String) -> Bool {
+        !key.isEmpty
+            && key.unicodeScalars.allSatisfy { scalar in
+                (scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar)))
+                    || scalar == "_" || scalar == "-"
+            }
+    }
+
+    static func key(_ key: String) -> String {
+        isBareKey(key) ? key : string(key)
+    }
+
+    /// A basic string, escaped.
+    static func string(_ value: String) -> String {
+        var out = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    let hex = String(scalar.value, radix: 16, uppercase: true)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    static func array(_ values: [String]) -> String {
+        "[" + values.map(string).joined(separator: ", ") + "]"
+    }
+}
+
+extension StringProtocol {
+    func trimmingSpaces() -> String {
+        var scalars = Substring(self).unicodeScalars[...]
+        while let first = scalars.first, first == " " || first == "\t" { scalars.removeFirst() }
+        while let last = scalars.last, last == " " || last == "\t" { scalars.removeLast() }
+        return String(String.UnicodeScalarView(scalars))
+    }
+}
+
+/// Why a value is not acceptable; written as a string literal at the failure site.
+struct ValueProblem: Error, ExpressibleByStringInterpolation {
+    let message: String
+    init(message: String) { self.message = message }
+    init(stringLiteral value: String) { self.message = value }
+}
