@@ -5,7 +5,7 @@ import Testing
 @testable import MCPJailCore
 
 /// A fresh directory under the system temporary directory, removed by `cleanup()`.
-struct TempDir {
+struct AuditTempDir {
     let path: String
     init() throws {
         path = NSTemporaryDirectory() + "mcpjail-audit-" + UUID().uuidString
@@ -14,7 +14,7 @@ struct TempDir {
     func cleanup() { try? FileManager.default.removeItem(atPath: path) }
 }
 
-func sampleRecord(_ i: Int, server: String = "time", tool: String? = "get_current_time") -> AuditRecord {
+func auditSampleRecord(_ i: Int, server: String = "time", tool: String? = "get_current_time") -> AuditRecord {
     AuditRecord(
         time: 1_795_307_926.123456 + Double(i), server: server,
         profileDigest: String(repeating: "ab", count: 32), session: "s-\(i % 3)",
@@ -25,14 +25,14 @@ func sampleRecord(_ i: Int, server: String = "time", tool: String? = "get_curren
         latencyMicros: Int64(800 + i), bytesIn: 100 + i, bytesOut: 200 + i)
 }
 
-func lines(_ path: String) throws -> [String] {
+func auditLines(_ path: String) throws -> [String] {
     let text = try String(contentsOfFile: path, encoding: .utf8)
     var parts = text.components(separatedBy: "\n")
     if parts.last == "" { parts.removeLast() }
     return parts
 }
 
-func writeLines(_ lines: [String], to path: String, finalNewline: Bool = true) throws {
+func auditWriteLines(_ lines: [String], to path: String, finalNewline: Bool = true) throws {
     let text = lines.joined(separator: "\n") + (finalNewline ? "\n" : "")
     try text.write(toFile: path, atomically: false, encoding: .utf8)
 }
@@ -40,18 +40,18 @@ func writeLines(_ lines: [String], to path: String, finalNewline: Bool = true) t
 @Suite("Audit log")
 struct AuditLogTests {
     @Test func appendAndVerifyIntact() throws {
-        let dir = try TempDir()
+        let dir = try AuditTempDir()
         defer { dir.cleanup() }
         let path = dir.path + "/state/nested/audit.jsonl"
         let log = try AuditLog(path: path)
-        for i in 0..<25 { try log.append(sampleRecord(i)) }
+        for i in 0..<25 { try log.append(auditSampleRecord(i)) }
 
         let result = try AuditVerifier.verify(path: path)
         #expect(result.records == 25)
         #expect(result.chainIntact)
         #expect(result.firstProblem == nil)
         #expect(result.tornLines.isEmpty)
-        let all = try lines(path)
+        let all = try auditLines(path)
         #expect(all.count == 25)
         #expect(result.lastHash == String(all[24].dropFirst(9).prefix(64)))
 
@@ -63,13 +63,13 @@ struct AuditLogTests {
     }
 
     @Test func lineFormat() throws {
-        let dir = try TempDir()
+        let dir = try AuditTempDir()
         defer { dir.cleanup() }
         let path = dir.path + "/audit.jsonl"
         let log = try AuditLog(path: path)
-        try log.append(sampleRecord(0))
-        try log.append(sampleRecord(1, tool: nil))
-        let all = try lines(path)
+        try log.append(auditSampleRecord(0))
+        try log.append(auditSampleRecord(1, tool: nil))
+        let all = try auditLines(path)
         let first = all[0]
         #expect(first.hasPrefix(#"{"hash":""#))
         let hash = String(first.dropFirst(9).prefix(64))
@@ -89,11 +89,11 @@ struct AuditLogTests {
     }
 
     @Test func recordRoundTripsThroughReader() throws {
-        let dir = try TempDir()
+        let dir = try AuditTempDir()
         defer { dir.cleanup() }
         let path = dir.path + "/audit.jsonl"
         let log = try AuditLog(path: path)
-        var written = (0..<6).map { sampleRecord($0) }
+        var written = (0..<6).map { auditSampleRecord($0) }
         written[2].errorCode = -32602
         written[2].outcome = .protocolError
         written[3].server = "git"
@@ -115,105 +115,107 @@ struct AuditLogTests {
     }
 
     @Test func editedByteIsHashMismatchAtThatLine() throws {
-        let dir = try TempDir()
+        let dir = try AuditTempDir()
         defer { dir.cleanup() }
         let path = dir.path + "/audit.jsonl"
         let log = try AuditLog(path: path)
-        for i in 0..<10 { try log.append(sampleRecord(i)) }
-        var all = try lines(path)
+        for i in 0..<10 { try log.append(auditSampleRecord(i)) }
+        var all = try auditLines(path)
         all[4] = all[4].replacingOccurrences(of: #""bytes_out":204"#, with: #""bytes_out":205"#)
-        try writeLines(all, to: path)
+        try auditWriteLines(all, to: path)
         let result = try AuditVerifier.verify(path: path)
         #expect(result.firstBreak == .init(line: 5, kind: .hashMismatch))
         #expect(!result.chainIntact)
+        #expect(result.records == 10)
     }
 
     @Test func editThatBreaksJSONIsStillAnEditNotATornLine() throws {
-        let dir = try TempDir()
+        let dir = try AuditTempDir()
         defer { dir.cleanup() }
         let path = dir.path + "/audit.jsonl"
         let log = try AuditLog(path: path)
-        for i in 0..<6 { try log.append(sampleRecord(i)) }
-        var all = try lines(path)
+        for i in 0..<6 { try log.append(auditSampleRecord(i)) }
+        var all = try auditLines(path)
         all[2] = String(all[2].dropLast())  // remove the closing brace
-        try writeLines(all, to: path)
+        try auditWriteLines(all, to: path)
         let result = try AuditVerifier.verify(path: path)
         #expect(result.firstBreak == .init(line: 3, kind: .hashMismatch))
         #expect(result.tornLines.isEmpty)
+        #expect(result.records == 6)
     }
 
     @Test func removedRecordIsPrevMismatch() throws {
-        let dir = try TempDir()
+        let dir = try AuditTempDir()
         defer { dir.cleanup() }
         let path = dir.path + "/audit.jsonl"
         let log = try AuditLog(path: path)
-        for i in 0..<10 { try log.append(sampleRecord(i)) }
-        var all = try lines(path)
+        for i in 0..<10 { try log.append(auditSampleRecord(i)) }
+        var all = try auditLines(path)
         all.remove(at: 3)
-        try writeLines(all, to: path)
+        try auditWriteLines(all, to: path)
         let result = try AuditVerifier.verify(path: path)
         #expect(result.firstBreak == .init(line: 4, kind: .prevMismatch))
         #expect(result.records == 9)
 
         // Removing the first record breaks the chain at the new first line.
         all.remove(at: 0)
-        try writeLines(all, to: path)
+        try auditWriteLines(all, to: path)
         #expect(try AuditVerifier.verify(path: path).firstBreak == .init(line: 1, kind: .prevMismatch))
     }
 
     @Test func swappedRecordsAreDetected() throws {
-        let dir = try TempDir()
+        let dir = try AuditTempDir()
         defer { dir.cleanup() }
         let path = dir.path + "/audit.jsonl"
         let log = try AuditLog(path: path)
-        for i in 0..<10 { try log.append(sampleRecord(i)) }
-        var all = try lines(path)
+        for i in 0..<10 { try log.append(auditSampleRecord(i)) }
+        var all = try auditLines(path)
         all.swapAt(5, 6)
-        try writeLines(all, to: path)
+        try auditWriteLines(all, to: path)
         let result = try AuditVerifier.verify(path: path)
         #expect(result.firstBreak == .init(line: 6, kind: .prevMismatch))
     }
 
     @Test func truncationAtALineBoundaryIsNotDetectable() throws {
         // Documented limitation: the file alone cannot show its last records were removed.
-        let dir = try TempDir()
+        let dir = try AuditTempDir()
         defer { dir.cleanup() }
         let path = dir.path + "/audit.jsonl"
         let log = try AuditLog(path: path)
-        for i in 0..<5 { try log.append(sampleRecord(i)) }
+        for i in 0..<5 { try log.append(auditSampleRecord(i)) }
         let full = try AuditVerifier.verify(path: path)
-        let all = try lines(path)
-        try writeLines(Array(all.prefix(3)), to: path)
+        let all = try auditLines(path)
+        try auditWriteLines(Array(all.prefix(3)), to: path)
         let cut = try AuditVerifier.verify(path: path)
         #expect(cut.chainIntact && cut.records == 3)
         #expect(cut.lastHash != full.lastHash)  // what an external copy of lastHash would catch
     }
 
     @Test func garbageLineIsUnparseable() throws {
-        let dir = try TempDir()
+        let dir = try AuditTempDir()
         defer { dir.cleanup() }
         let path = dir.path + "/audit.jsonl"
         let log = try AuditLog(path: path)
-        for i in 0..<4 { try log.append(sampleRecord(i)) }
-        var all = try lines(path)
+        for i in 0..<4 { try log.append(auditSampleRecord(i)) }
+        var all = try auditLines(path)
         all.insert("hello", at: 2)
-        try writeLines(all, to: path)
+        try auditWriteLines(all, to: path)
         #expect(try AuditVerifier.verify(path: path).firstBreak == .init(line: 3, kind: .unparseable))
         all[2] = #"{"valid":"json","but":"not a record"}"#
-        try writeLines(all, to: path)
+        try auditWriteLines(all, to: path)
         #expect(try AuditVerifier.verify(path: path).firstBreak == .init(line: 3, kind: .unparseable))
     }
 
     @Test func tornLastLineThenLaterAppends() throws {
-        let dir = try TempDir()
+        let dir = try AuditTempDir()
         defer { dir.cleanup() }
         let path = dir.path + "/audit.jsonl"
         let log = try AuditLog(path: path)
-        for i in 0..<5 { try log.append(sampleRecord(i)) }
+        for i in 0..<5 { try log.append(auditSampleRecord(i)) }
         let before = try AuditVerifier.verify(path: path)
 
         // A crash mid-write: the beginning of a sixth record, no newline.
-        let (line, _) = AuditLine.encode(sampleRecord(5), prev: before.lastHash)
+        let (line, _) = AuditLine.encode(auditSampleRecord(5), prev: before.lastHash)
         let handle = try #require(FileHandle(forWritingAtPath: path))
         try handle.seekToEnd()
         try handle.write(contentsOf: Data(line.prefix(120)))
@@ -226,16 +228,16 @@ struct AuditLogTests {
         #expect(torn.records == 5)
 
         // The same instance (its cached size is stale now) and a new one append after it.
-        try log.append(sampleRecord(6))
+        try log.append(auditSampleRecord(6))
         let other = try AuditLog(path: path)
-        try other.append(sampleRecord(7))
-        try log.append(sampleRecord(8))
+        try other.append(auditSampleRecord(7))
+        try log.append(auditSampleRecord(8))
 
         let after = try AuditVerifier.verify(path: path)
         #expect(after.records == 8)
         #expect(after.chainIntact)
         #expect(after.tornLines == [6])
-        let all = try lines(path)
+        let all = try auditLines(path)
         #expect(all.count == 9)
         #expect(all[5].utf8.count == 120)
 
@@ -248,14 +250,14 @@ struct AuditLogTests {
 
     @Test func tornTailThatIsACompleteRecordIsChainedFrom() throws {
         // A write that lost only its newline: the record is whole, so later ones chain to it.
-        let dir = try TempDir()
+        let dir = try AuditTempDir()
         defer { dir.cleanup() }
         let path = dir.path + "/audit.jsonl"
         let log = try AuditLog(path: path)
-        for i in 0..<3 { try log.append(sampleRecord(i)) }
+        for i in 0..<3 { try log.append(auditSampleRecord(i)) }
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         try data.dropLast().write(to: URL(fileURLWithPath: path))
-        try log.append(sampleRecord(3))
+        try log.append(auditSampleRecord(3))
         let result = try AuditVerifier.verify(path: path)
         #expect(result.records == 4)
         #expect(result.chainIntact)
@@ -263,12 +265,12 @@ struct AuditLogTests {
     }
 
     @Test func tornLineWithoutAnyValidRecordBeforeIt() throws {
-        let dir = try TempDir()
+        let dir = try AuditTempDir()
         defer { dir.cleanup() }
         let path = dir.path + "/audit.jsonl"
         try #"{"hash":"12"#.write(toFile: path, atomically: false, encoding: .utf8)
         let log = try AuditLog(path: path)
-        try log.append(sampleRecord(0))
+        try log.append(auditSampleRecord(0))
         let result = try AuditVerifier.verify(path: path)
         #expect(result.records == 1)
         #expect(result.chainIntact)
@@ -276,7 +278,7 @@ struct AuditLogTests {
     }
 
     @Test func manyThreadsAndTwoInstancesKeepOneChain() async throws {
-        let dir = try TempDir()
+        let dir = try AuditTempDir()
         defer { dir.cleanup() }
         let path = dir.path + "/audit.jsonl"
         let a = try AuditLog(path: path)
@@ -285,7 +287,7 @@ struct AuditLogTests {
             for t in 0..<8 {
                 group.addTask {
                     let log = t % 2 == 0 ? a : b
-                    for i in 0..<50 { try log.append(sampleRecord(t * 1000 + i, server: "s\(t)")) }
+                    for i in 0..<50 { try log.append(auditSampleRecord(t * 1000 + i, server: "s\(t)")) }
                 }
             }
             try await group.waitForAll()
@@ -297,18 +299,18 @@ struct AuditLogTests {
     }
 
     @Test func anotherProcessAppendingConcurrently() async throws {
-        let dir = try TempDir()
+        let dir = try AuditTempDir()
         defer { dir.cleanup() }
         let path = dir.path + "/audit.jsonl"
         let log = try AuditLog(path: path)
-        try log.append(sampleRecord(0))
+        try log.append(auditSampleRecord(0))
         // The parent appends on a background task while a child process (an exit test) appends too.
         let parent = Task.detached {
-            for i in 1...300 { try log.append(sampleRecord(i, server: "parent")) }
+            for i in 1...300 { try log.append(auditSampleRecord(i, server: "parent")) }
         }
         await #expect(processExitsWith: .success) { [path = path as String] in
             let child = try AuditLog(path: path)
-            for i in 0..<300 { try child.append(sampleRecord(i, server: "child")) }
+            for i in 0..<300 { try child.append(auditSampleRecord(i, server: "child")) }
         }
         try await parent.value
         let result = try AuditVerifier.verify(path: path)
@@ -320,15 +322,15 @@ struct AuditLogTests {
     }
 
     @Test func rotationStartsANewChain() throws {
-        let dir = try TempDir()
+        let dir = try AuditTempDir()
         defer { dir.cleanup() }
         let path = dir.path + "/audit.jsonl"
         let log = try AuditLog(path: path)
-        for i in 0..<3 { try log.append(sampleRecord(i)) }
+        for i in 0..<3 { try log.append(auditSampleRecord(i)) }
         try FileManager.default.moveItem(atPath: path, toPath: path + ".1")
-        try log.append(sampleRecord(3))
-        #expect(try lines(path).count == 1)
-        #expect(try lines(path + ".1").count == 3)
+        try log.append(auditSampleRecord(3))
+        #expect(try auditLines(path).count == 1)
+        #expect(try auditLines(path + ".1").count == 3)
         let result = try AuditVerifier.verify(path: path)
         #expect(result.records == 1 && result.chainIntact)
     }
@@ -368,12 +370,12 @@ struct AuditLogTests {
 @Suite("Audit reader")
 struct AuditReaderTests {
     @Test func followSeesAppendedRecordsAndStops() async throws {
-        let dir = try TempDir()
+        let dir = try AuditTempDir()
         defer { dir.cleanup() }
         let path = dir.path + "/audit.jsonl"
         let log = try AuditLog(path: path)
-        try log.append(sampleRecord(0, server: "a"))
-        try log.append(sampleRecord(1, server: "b"))
+        try log.append(auditSampleRecord(0, server: "a"))
+        try log.append(auditSampleRecord(1, server: "b"))
 
         let seen = Mutex<[Int]>([])
         let follower = Task {
@@ -384,15 +386,15 @@ struct AuditReaderTests {
             }
         }
         try await Task.sleep(for: .milliseconds(50))
-        try log.append(sampleRecord(2, server: "a"))
-        try log.append(sampleRecord(3, server: "b"))
-        try log.append(sampleRecord(4, server: "a"))
+        try log.append(auditSampleRecord(2, server: "a"))
+        try log.append(auditSampleRecord(3, server: "b"))
+        try log.append(auditSampleRecord(4, server: "a"))
         try await follower.value
         #expect(seen.withLock { $0 } == [1, 3, 5])
     }
 
     @Test func followWaitsForTheFileAndIsCancellable() async throws {
-        let dir = try TempDir()
+        let dir = try AuditTempDir()
         defer { dir.cleanup() }
         let path = dir.path + "/audit.jsonl"
         let seen = Mutex(0)
@@ -403,7 +405,7 @@ struct AuditReaderTests {
         }
         try await Task.sleep(for: .milliseconds(30))
         let log = try AuditLog(path: path)
-        try log.append(sampleRecord(0))
+        try log.append(auditSampleRecord(0))
         for _ in 0..<200 where seen.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(10)) }
         follower.cancel()
         try await follower.value
@@ -411,10 +413,10 @@ struct AuditReaderTests {
     }
 
     @Test func partialLastLineIsNotReadUntilComplete() throws {
-        let dir = try TempDir()
+        let dir = try AuditTempDir()
         defer { dir.cleanup() }
         let path = dir.path + "/audit.jsonl"
-        let (line, _) = AuditLine.encode(sampleRecord(0), prev: AuditLine.genesisHash)
+        let (line, _) = AuditLine.encode(auditSampleRecord(0), prev: AuditLine.genesisHash)
         try Data(line.dropLast(10)).write(to: URL(fileURLWithPath: path))
         var count = 0
         let pos = try AuditReader(path: path).read { _ in count += 1 }

@@ -29,7 +29,7 @@ public struct AuditVerification: Sendable, Equatable {
     public var path: String
     /// Whether the file exists (a missing log verifies as empty).
     public var exists: Bool
-    /// Records whose own hash verifies (chained or not).
+    /// Record lines checked (edited ones included; torn and unparseable lines not).
     public var records: Int
     /// The first break of the chain: evidence of tampering (or of a writer that is not
     /// ``AuditLog``). Nil when the chain is intact.
@@ -123,7 +123,7 @@ public enum AuditVerifier {
             let isJSON = (try? JSONParser.parse(bytes)) != nil
             if isJSON, let framing = AuditLine.framing(bytes) {
                 resolveSuspect(nextPrev: framing.prev)
-                result.records += framing.hashMatches ? 1 : 0
+                result.records += 1
                 if !framing.hashMatches {
                     breakAt(line, .hashMismatch)
                 } else if framing.prev != result.lastHash {
@@ -155,6 +155,7 @@ public enum AuditVerifier {
             if let nextPrev, let claimed = s.claimedHash, nextPrev == claimed, nextPrev != result.lastHash {
                 // The next record chains to this line: it was a complete record, since damaged.
                 breakAt(s.line, .hashMismatch)
+                result.records += 1
                 result.lastHash = claimed
             } else {
                 result.tornLines.append(s.line)
