@@ -1,6 +1,59 @@
 import ArgumentParser
+import Foundation
+import MCPJailCore
 
-// Placeholder replaced by its owner during this change.
+/// `mcpjail check NAME`: validate a profile and print the effective policy.
 struct Check: AsyncParsableCommand {
-    func run() async throws {}
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Validate a profile and print its effective policy, every default filled in.",
+        discussion: """
+            Loads NAME.toml from the profile directory and checks all of it: unknown keys, \
+            wrong types, relative paths, '..' components, sizes, durations, and whether the \
+            server's command exists and is executable. A valid profile prints the policy that \
+            `mcpjail run NAME` would enforce (as TOML, which is itself a valid profile, or as \
+            JSON) and exits 0. An invalid one prints every problem on stderr, one per line as \
+            FILE:LINE: KEY.PATH: message, and exits 1. Every key is documented in \
+            profiles/REFERENCE.toml.
+
+            Examples:
+              mcpjail check time                      # the effective policy of time.toml
+              mcpjail check time --json               # the same, as JSON
+              mcpjail check git --profiles ./profiles # a profile from a given directory
+            """)
+
+    @OptionGroup var profileOptions: ProfileOptions
+
+    @Flag(help: "Print the policy (or the problems) as JSON.")
+    var json = false
+
+    @Argument(help: ArgumentHelp("The profile to check: NAME.toml in the profile directory.", valueName: "name"))
+    var name: String
+
+    func run() async throws {
+        try output(store: profileOptions.store()).emit()
+    }
+
+    func output(store: ProfileStore) -> ProfileCommandOutput {
+        do {
+            let profile = try store.load(name)
+            return ProfileCommandOutput(stdout: json ? profile.effectiveJSON() + "\n" : profile.effectiveTOML())
+        } catch let error as ProfileError {
+            var result = ProfileCommandOutput.failure(error)
+            if json {
+                result.stdout = Profile.prettyJSON(InvalidReport(name: name, path: error.file, problems: error.problems)) + "\n"
+            }
+            return result
+        } catch {
+            return ProfileCommandOutput.failure(error)
+        }
+    }
+
+    /// `--json` output for an invalid profile.
+    private struct InvalidReport: Encodable {
+        var name: String
+        var path: String
+        var valid = false
+        var problems: [ProfileProblem]
+    }
 }

@@ -1,0 +1,41 @@
+import ArgumentParser
+import Testing
+@testable import MCPJailCommands
+
+/// Golden-ish help tests: every profile command explains itself and shows examples.
+@Suite("Help text of the profile commands")
+struct HelpTests {
+    @Test("list")
+    func list() {
+        let help = MCPJail.helpMessage(for: List.self)
+        #expect(help.contains("List the allowlisted servers"))
+        #expect(help.contains("Examples:"))
+        #expect(help.contains("mcpjail list --json"))
+        #expect(help.contains("--profiles <dir>"))
+        #expect(help.contains("--json"))
+    }
+
+    @Test("check")
+    func check() {
+        let help = MCPJail.helpMessage(for: Check.self)
+        #expect(help.contains("Validate a profile"))
+        #expect(help.contains("Examples:"))
+        #expect(help.contains("mcpjail check time"))
+        #expect(help.contains("mcpjail check time --json"))
+        #expect(help.contains("--profiles <dir>"))
+        #expect(help.contains("<name>"))
+    }
+
+    @Test("client-config")
+    func clientConfig() {
+        let help = MCPJail.helpMessage(for: ClientConfig.self)
+        #expect(help.contains("USAGE: mcpjail client-config"))
+        #expect(help.contains("Examples:"))
+        #expect(help.contains("mcpjail client-config claude time"))
+        #expect(help.contains("mcpjail client-config vscode git"))
+        for client in ["claude", "vscode", "cursor", "codex"] {
+            #expect(help.contains(client))
+        }
+        #expect(help.contains("--profiles <dir>"))
+    }
+}
