@@ -61,6 +61,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "MCPJailCoreTests", dependencies: ["MCPJailCore"], swiftSettings: strict),
+        .testTarget(name: "MCPJailLinuxTests", dependencies: ["MCPJailLinux", "MCPJailCore"], swiftSettings: strict),
         .testTarget(
             name: "MCPJailCommandsTests",
             dependencies: ["MCPJailCommands", "MCPJailCore", "MCPJailLinux"],

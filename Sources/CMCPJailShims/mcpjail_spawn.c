@@ -1,0 +1,157 @@
+// The code between fork and exec. Swift is not async-signal-safe there, so this stays in
+// C and touches only data the parent prepared. Failures travel to the parent as
+// (stage, errno) over a CLOEXEC pipe, the swift-subprocess / bubblewrap shape.
+#define _GNU_SOURCE
+#include "mcpjail_spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+static void report_and_exit(int error_fd, int stage) {
+    int message[2] = { stage, errno };
+    ssize_t ignored = write(error_fd, message, sizeof(message));
+    (void)ignored;
+    _exit(127);
+}
+
+/// Moves `fd` to `target`, clearing CLOEXEC, even when they are already equal.
+static int install_fd(int fd, int target) {
+    if (fd == target) {
+        int flags = fcntl(fd, F_GETFD);
+        if (flags < 0) return -1;
+        return fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+    }
+    return dup2(fd, target) < 0 ? -1 : 0;
+}
+
+/// Marks every fd from 3 up close-on-exec, so exec leaves only 0, 1, 2 open
+/// (the error pipe, CLOEXEC already, stays usable until exec).
+static int cloexec_from_3(void) {
+    if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return 0;
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return -1;
+    for (rlim_t fd = 3; fd < limit.rlim_cur && fd < 65536; fd++) {
+        int flags = fcntl((int)fd, F_GETFD);
+        if (flags >= 0) fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC);
+    }
+    return 0;
+}
+
+static void child(const struct mcpjail_spawn_config *config, int error_fd, pid_t parent) {
+    if (setsid() < 0) report_and_exit(error_fd, MCPJAIL_STAGE_SETSID);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) report_and_exit(error_fd, MCPJAIL_STAGE_PDEATHSIG);
+    // The parent may have died between fork and prctl: then nobody would kill us.
+    if (getppid() != parent) _exit(127);
+
+    sigset_t empty;
+    sigemptyset(&empty);
+    struct sigaction deflt;
+    memset(&deflt, 0, sizeof(deflt));
+    deflt.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        (void)sigaction(sig, &deflt, NULL);  // EINVAL for the libc-reserved ones is fine
+    }
+    if (sigprocmask(SIG_SETMASK, &empty, NULL) != 0) report_and_exit(error_fd, MCPJAIL_STAGE_SIGNALS);
+
+    // The parent's pipe ends are >= 3 (0-2 are the client's stdio), so dup2 cannot clobber them.
+    if (install_fd(config->stdin_fd, 0) != 0 || install_fd(config->stdout_fd, 1) != 0 ||
+        install_fd(config->stderr_fd, 2) != 0)
+        report_and_exit(error_fd, MCPJAIL_STAGE_STDIO);
+    if (cloexec_from_3() != 0) report_and_exit(error_fd, MCPJAIL_STAGE_CLOSE_FDS);
+    if (chdir(config->workdir) != 0) report_and_exit(error_fd, MCPJAIL_STAGE_CHDIR);
+
+    execve(config->path, config->argv, config->envp);
+    report_and_exit(error_fd, MCPJAIL_STAGE_EXEC);
+}
+
+int mcpjail_spawn(const struct mcpjail_spawn_config *config, struct mcpjail_spawn_result *result) {
+    result->pid = -1;
+    result->stage = MCPJAIL_STAGE_NONE;
+    result->error = 0;
+
+    int error_pipe[2];
+    if (pipe2(error_pipe, O_CLOEXEC) != 0) {
+        result->stage = MCPJAIL_STAGE_FORK;
+        result->error = errno;
+        return -1;
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        result->stage = MCPJAIL_STAGE_FORK;
+        result->error = errno;
+        close(error_pipe[0]);
+        close(error_pipe[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        close(error_pipe[0]);
+        child(config, error_pipe[1], parent);
+    }
+    close(error_pipe[1]);
+
+    int message[2] = { 0, 0 };
+    ssize_t got;
+    do {
+        got = read(error_pipe[0], message, sizeof(message));
+    } while (got < 0 && errno == EINTR);
+    close(error_pipe[0]);
+
+    if (got == 0) {  // EOF: exec closed the CLOEXEC pipe, the server is running
+        result->pid = pid;
+        return 0;
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (got == (ssize_t)sizeof(message)) {
+        result->stage = message[0];
+        result->error = message[1];
+    } else {
+        result->stage = MCPJAIL_STAGE_FORK;
+        result->error = got < 0 ? errno : EPIPE;
+    }
+    return -1;
+}
+
+static int signal_pipe_fd = -1;
+
+static void signal_to_pipe(int sig) {
+    int saved = errno;
+    unsigned char byte = (unsigned char)sig;
+    ssize_t ignored = write(signal_pipe_fd, &byte, 1);
+    (void)ignored;
+    errno = saved;
+}
+
+int mcpjail_install_signal_pipe(int write_fd, const int *signals, int count) {
+    signal_pipe_fd = write_fd;
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = signal_to_pipe;
+    action.sa_flags = SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    for (int i = 0; i < count; i++) {
+        if (sigaction(signals[i], &action, NULL) != 0) return -1;
+    }
+    return 0;
+}
+
+int mcpjail_set_child_subreaper(void) {
+    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+}
+
+int mcpjail_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
+}

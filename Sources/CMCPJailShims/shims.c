@@ -1,1 +1,0 @@
-int mcpjail_shims_placeholder;

@@ -1,0 +1,34 @@
+/// The lines mcpjail writes to the client on its own behalf: JSON-RPC errors and refused
+/// tool calls, each carrying the DESIGN.md triple `{type, message, retryable}`.
+public enum Replies {
+    /// A JSON-RPC error response. `id` is the request's id as the client wrote it, or nil
+    /// (JSON `null`) when it could not be read.
+    public static func error(id: RequestID?, code: Int, _ error: SafeError) -> [UInt8] {
+        var line = #"{"jsonrpc":"2.0","id":"# + (id?.json ?? "null")
+        line += #","error":{"code":"# + String(code) + #","message":"# + JSONText.quote(error.message)
+        line += #","data":"# + triple(error) + "}}\n"
+        return Array(line.utf8)
+    }
+
+    /// A `tools/call` result with `isError: true`, so the model sees why and can recover.
+    public static func toolError(id: RequestID, _ error: SafeError) -> [UInt8] {
+        var line = #"{"jsonrpc":"2.0","id":"# + id.json + #","result":{"content":[{"type":"text","text":"#
+        line += JSONText.quote(error.kind.rawValue + ": " + error.message)
+        line += #"}],"structuredContent":{"error":"# + triple(error) + #"},"isError":true}}"# + "\n"
+        return Array(line.utf8)
+    }
+
+    /// The reply to a refused request: a tool result for policy refusals of `tools/call`,
+    /// a JSON-RPC error otherwise.
+    public static func refusal(_ refusal: Refusal, id: RequestID, method: String) -> [UInt8] {
+        if refusal.protocolCode == nil, method == "tools/call" {
+            return toolError(id: id, refusal.error)
+        }
+        return error(id: id, code: refusal.protocolCode ?? JSONRPCErrorCode.invalidRequest, refusal.error)
+    }
+
+    private static func triple(_ error: SafeError) -> String {
+        #"{"type":"# + JSONText.quote(error.kind.rawValue) + #","message":"# + JSONText.quote(error.message)
+            + #","retryable":"# + (error.retryable ? "true" : "false") + "}"
+    }
+}

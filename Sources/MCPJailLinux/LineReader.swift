@@ -1,0 +1,164 @@
+import Glibc
+
+/// Reads newline-delimited messages from one fd into one reusable buffer, and hands
+/// each complete line to the relay without copying it.
+///
+/// Lines longer than `maxLine` are never held whole: once the partial line passes the
+/// limit the reader drops what it has and skips to the next newline, then reports the
+/// line as oversize. Lines the relay forwards unchanged are written back out as
+/// contiguous runs, so a burst of small messages costs one write, as `cat` would.
+final class LineReader {
+    /// What the relay does with a line.
+    enum Disposition {
+        /// Write the line (with its newline) onward unchanged.
+        case forward
+        /// Do not forward it (the relay answered it, or dropped it).
+        case consume
+    }
+
+    private let fd: Int32
+    private let maxLine: Int
+    private static let initialCapacity = 256 * 1024
+    private static let minimumRead = 64 * 1024
+    private var storage: UnsafeMutableRawPointer
+    private var capacity: Int
+    private var start = 0
+    private var end = 0
+    /// Bytes before `end` already searched for a newline.
+    private var searched = 0
+    /// Bytes of an oversize line dropped so far, or nil when not inside one.
+    private var discarding: Int? = nil
+
+    init(fd: Int32, maxLine: Int) {
+        self.fd = fd
+        self.maxLine = maxLine
+        self.capacity = Self.initialCapacity
+        self.storage = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+    }
+
+    deinit { storage.deallocate() }
+
+    /// Reads once (blocking) and processes every complete line. `onLine` gets each line
+    /// without its newline; `onOversize` gets the size of a dropped line; `flush` gets runs
+    /// of forwarded bytes, newlines included. Returns false at end of input, after
+    /// handing a final unterminated line to `onLine`.
+    func readAndProcess(
+        onLine: (UnsafeRawBufferPointer) -> Disposition,
+        onOversize: (Int) -> Void,
+        flush: (UnsafeRawBufferPointer) throws(SystemCallError) -> Void
+    ) throws(SystemCallError) -> Bool {
+        makeRoom()
+        let got = try FD.read(fd, into: UnsafeMutableRawBufferPointer(start: storage + end, count: capacity - end))
+        if got == 0 {
+            if let dropped = discarding {
+                discarding = nil
+                onOversize(dropped + (end - start))
+            } else if end > start {
+                let line = UnsafeRawBufferPointer(start: storage + start, count: end - start)
+                if onLine(line) == .forward {
+                    // Forward it terminated, as the protocol requires.
+                    (storage + end).storeBytes(of: UInt8(ascii: "\n"), as: UInt8.self)
+                    try flush(UnsafeRawBufferPointer(start: storage + start, count: end - start + 1))
+                }
+            }
+            start = 0
+            end = 0
+            return false
+        }
+        end += got
+
+        var runStart = start
+        var runEnd = start
+        var lineStart = start
+        while let newline = findNewline() {
+            let lineEnd = newline
+            searched = newline + 1
+            defer { lineStart = newline + 1 }
+            if let dropped = discarding {
+                discarding = nil
+                onOversize(dropped + (lineEnd - lineStart))
+                try flushRun(&runStart, &runEnd, next: newline + 1, flush)
+                continue
+            }
+            let line = UnsafeRawBufferPointer(start: storage + lineStart, count: lineEnd - lineStart)
+            switch onLine(line) {
+            case .forward:
+                if runEnd != lineStart { try flushRun(&runStart, &runEnd, next: lineStart, flush) }
+                runEnd = newline + 1
+            case .consume:
+                try flushRun(&runStart, &runEnd, next: newline + 1, flush)
+            }
+        }
+        try flushRun(&runStart, &runEnd, next: lineStart, flush)
+        start = lineStart
+
+        // A partial line over the limit: drop it and skip to the next newline.
+        let partial = end - start
+        if let dropped = discarding {
+            discarding = dropped + partial
+            start = 0
+            end = 0
+            searched = 0
+        } else if partial > maxLine {
+            discarding = partial
+            start = 0
+            end = 0
+            searched = 0
+        }
+        return true
+    }
+
+    private func findNewline() -> Int? {
+        let from = max(searched, start)
+        guard from < end, let hit = memchr(storage + from, Int32(UInt8(ascii: "\n")), end - from) else {
+            searched = end
+            return nil
+        }
+        return hit - storage
+    }
+
+    private func flushRun(
+        _ runStart: inout Int, _ runEnd: inout Int, next: Int,
+        _ flush: (UnsafeRawBufferPointer) throws(SystemCallError) -> Void
+    ) throws(SystemCallError) {
+        if runEnd > runStart {
+            try flush(UnsafeRawBufferPointer(start: storage + runStart, count: runEnd - runStart))
+        }
+        runStart = next
+        runEnd = next
+    }
+
+    /// Keeps the partial line at the front and at least `minimumRead` bytes free; grows up
+    /// to the line limit while a long line arrives, and shrinks back once it has passed.
+    private func makeRoom() {
+        if start == end {
+            start = 0
+            end = 0
+            searched = 0
+            if capacity > Self.initialCapacity { resize(to: Self.initialCapacity) }
+            return
+        }
+        if capacity - end >= Self.minimumRead { return }
+        if start > 0 {
+            let partial = end - start
+            memmove(storage, storage + start, partial)
+            searched -= start
+            start = 0
+            end = partial
+        }
+        if capacity - end < Self.minimumRead {
+            resize(to: min(max(capacity * 2, end + Self.minimumRead), maxLine + 2 * Self.minimumRead))
+        }
+    }
+
+    private func resize(to newCapacity: Int) {
+        let bigger = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+        bigger.copyMemory(from: storage + start, byteCount: end - start)
+        storage.deallocate()
+        storage = bigger
+        end -= start
+        searched = max(0, searched - start)
+        start = 0
+        capacity = newCapacity
+    }
+}

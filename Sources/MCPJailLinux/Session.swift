@@ -1,0 +1,221 @@
+import CMCPJailShims
+import Foundation
+import Glibc
+import Logging
+import MCPJailCore
+
+/// One `mcpjail run`: starts the server through a ``ServerSpawner``, relays its stdio,
+/// and tears everything down so that nothing of it outlives the call.
+///
+/// Shutdown is one sequence whatever starts it (client EOF, SIGINT/SIGTERM/SIGHUP, a
+/// client that stops reading): close the server's stdin, SIGTERM its process group after
+/// `stop_timeout`, SIGKILL after another. The server's death ends the session: what it
+/// wrote is delivered, requests still in flight get `server_unavailable`, any process it
+/// left (mcpjail is their subreaper) is killed, and `run` exits with the server's status.
+public final class Session {
+    private let profile: Profile
+    private let state: StateDirectory
+    private let spawner: any ServerSpawner
+    private let logger: Logger
+
+    public init(profile: Profile, state: StateDirectory, spawner: any ServerSpawner, logger: Logger) {
+        self.profile = profile
+        self.state = state
+        self.spawner = spawner
+        self.logger = logger
+    }
+
+    /// Runs the session to its end and returns the exit status for `mcpjail run`.
+    public func run(clientInput: Int32 = 0, clientOutput: Int32 = 1) throws(MCPJailError) -> Int32 {
+        let sessionID = UUID().uuidString.lowercased()
+        let context = SessionContext(profile: profile, sessionID: sessionID)
+        try createStateDirectories()
+        let auditLog: AuditLog
+        do {
+            auditLog = try AuditLog(path: state.auditLog)
+        } catch {
+            throw MCPJailError(.auditLog, "cannot open audit log \(state.auditLog): \(error)")
+        }
+
+        // Everything that can fail is prepared before the server starts.
+        let events: EventPipe
+        let stdinPipe, stdoutPipe, stderrPipe: (read: Int32, write: Int32)
+        do throws(SystemCallError) {
+            events = try EventPipe()
+            stdinPipe = try FD.pipe()
+            stdoutPipe = try FD.pipe()
+            stderrPipe = try FD.pipe()
+            try events.captureSignals([SIGINT, SIGTERM, SIGHUP, SIGCHLD])
+        } catch {
+            throw MCPJailError(.io, "cannot set up the relay: \(error)")
+        }
+        signal(SIGPIPE, SIG_IGN)
+        _ = mcpjail_set_child_subreaper()
+
+        let server = try spawner.spawn(profile, stdio: ServerStdio(stdin: stdinPipe.read, stdout: stdoutPipe.write, stderr: stderrPipe.write))
+        FD.close(stdinPipe.read)
+        FD.close(stdoutPipe.write)
+        FD.close(stderrPipe.write)
+        logger.debug("session \(sessionID): server \(profile.name) started as pid \(server.pid)")
+
+        let stderrLog = StderrLog(
+            source: stderrPipe.read, path: state.serverLog(profile.name),
+            banner: "--- mcpjail session \(sessionID) \(profile.name) pid \(server.pid) started \(Date()) ---\n")
+        stderrLog.start()
+        let audit = AuditWriter(log: auditLog, context: context, logger: logger)
+        let relay = Relay(
+            context: context, pipeline: .standard(profile: profile), audit: audit, events: events,
+            logger: logger, clientInput: clientInput, clientOutput: clientOutput,
+            serverInput: stdinPipe.write, serverOutput: stdoutPipe.read)
+        let outputClosed = Latch()
+        startThread("mcpjail-from-client") { relay.runClientToServer() }
+        startThread("mcpjail-to-client") {
+            relay.runServerToClient()
+            outputClosed.open()
+        }
+
+        let status = supervise(server: server, relay: relay, events: events)
+
+        // The server is gone: kill what it left, deliver what it wrote, answer the rest.
+        killLeftovers(group: server.pid)
+        outputClosed.wait(seconds: 2)
+        relay.failInFlight(reason: "the server exited before answering")
+        stderrLog.waitUntilClosed(seconds: 1)
+        let lost = audit.drain()
+        if lost > 0 { logger.error("\(lost) audit records could not be written to \(state.auditLog)") }
+        return status
+    }
+
+    /// Waits for the server to exit, driving the shutdown sequence; returns the exit status
+    /// for `mcpjail run` (the server's code, or 128 + signal).
+    private func supervise(server: SpawnedServer, relay: Relay, events: EventPipe) -> Int32 {
+        enum Phase { case running, stdinClosed, terminated, killed }
+        var phase = Phase.running
+        var deadline: UInt64 = .max
+        let grace = UInt64(profile.server.stopTimeout.components.seconds) * 1_000_000_000
+            + UInt64(profile.server.stopTimeout.components.attoseconds / 1_000_000_000)
+
+        func beginStop(_ why: String) {
+            guard phase == .running else { return }
+            logger.debug("stopping the server: \(why)")
+            relay.closeServerInput()
+            phase = .stdinClosed
+            deadline = monotonicNanoseconds() + grace
+        }
+
+        while true {
+            if let status = reap(server.pid) { return status }
+            let now = monotonicNanoseconds()
+            if now >= deadline {
+                switch phase {
+                case .stdinClosed:
+                    logger.notice("server \(profile.name) did not exit after its stdin closed; sending SIGTERM")
+                    kill(-server.pid, SIGTERM)
+                    phase = .terminated
+                    deadline = now + grace
+                case .terminated:
+                    logger.warning("server \(profile.name) ignored SIGTERM; sending SIGKILL")
+                    kill(-server.pid, SIGKILL)
+                    phase = .killed
+                    deadline = .max
+                case .running, .killed:
+                    deadline = .max
+                }
+                continue
+            }
+            let timeout = deadline == .max ? -1 : Int32(min((deadline - now) / 1_000_000 + 1, 60_000))
+            for event in events.wait(timeoutMilliseconds: timeout) {
+                switch event {
+                case .clientClosed: beginStop("the client closed the connection")
+                case .signal(SIGCHLD), .serverOutputClosed: break  // reaped at the top of the loop
+                case .signal(let number): beginStop("received signal \(number)")
+                }
+            }
+        }
+    }
+
+    /// Reaps every exited child (orphans adopted as subreaper included); returns the
+    /// server's exit status once it has exited.
+    private func reap(_ serverPID: pid_t) -> Int32? {
+        var serverStatus: Int32? = nil
+        while true {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, WNOHANG)
+            if pid <= 0 { break }
+            if pid == serverPID { serverStatus = Self.exitStatus(status) }
+        }
+        return serverStatus
+    }
+
+    /// `mcpjail run`'s exit status for a wait status: the code, or 128 + the signal.
+    static func exitStatus(_ status: Int32) -> Int32 {
+        let signal = status & 0x7F
+        return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
+    }
+
+    /// Kills the server's process group and every process reparented to mcpjail, until
+    /// none is left.
+    private func killLeftovers(group: pid_t) {
+        kill(-group, SIGKILL)
+        for _ in 0..<100 {
+            let children = Self.childProcesses()
+            if children.isEmpty { return }
+            for child in children {
+                kill(child, SIGKILL)
+                var status: Int32 = 0
+                waitpid(child, &status, 0)
+            }
+        }
+        logger.error("processes of server \(profile.name) survived teardown")
+    }
+
+    /// The pids of this process's children, from /proc/self/task/*/children.
+    static func childProcesses() -> [pid_t] {
+        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return [] }
+        return tasks.flatMap { task -> [pid_t] in
+            guard let text = try? String(contentsOfFile: "/proc/self/task/\(task)/children", encoding: .utf8) else { return [] }
+            return text.split(separator: " ").compactMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+    }
+
+    private func createStateDirectories() throws(MCPJailError) {
+        for directory in [state.path, state.serverLogs] {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            } catch {
+                throw MCPJailError(.io, "cannot create state directory \(directory): \(error.localizedDescription)",
+                    hint: "set MCPJAIL_STATE_DIR or XDG_STATE_HOME to a writable directory")
+            }
+        }
+    }
+
+    private func startThread(_ name: String, _ body: @escaping @Sendable () -> Void) {
+        let thread = Thread(block: body)
+        thread.name = name
+        thread.stackSize = 8 << 20  // deep JSON nesting is bounded, but give the scanner room
+        thread.start()
+    }
+}
+
+/// A one-shot gate: ``wait(seconds:)`` returns once ``open()`` was called or time is up.
+final class Latch: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var isOpen = false  // guarded by `condition`
+
+    func open() {
+        condition.lock()
+        isOpen = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// True if the latch opened in time.
+    @discardableResult
+    func wait(seconds: Double) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        let deadline = Date(timeIntervalSinceNow: seconds)
+        while !isOpen, condition.wait(until: deadline) {}
+        return isOpen
+    }
+}

@@ -1,0 +1,90 @@
+import CMCPJailShims
+import Glibc
+import MCPJailCore
+
+/// A failed system call: which call, and errno (swift-subprocess's `SubprocessError` /
+/// containerization's shape). Its description is the `what: why` half of a user message.
+public struct SystemCallError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var call: String
+    public var errno: Int32
+
+    public init(_ call: String, errno: Int32) {
+        self.call = call
+        self.errno = errno
+    }
+
+    public var description: String { "\(call): \(String(cString: strerror(errno)))" }
+}
+
+/// Runs a system call, retrying on EINTR and capturing errno at once (swift-nio's
+/// `syscall(blocking:where:)`). Returns the call's non-negative result.
+@discardableResult
+@inline(__always)
+public func systemCall<T: FixedWidthInteger>(_ name: @autoclosure () -> String, _ body: () -> T) throws(SystemCallError) -> T {
+    while true {
+        let result = body()
+        if result >= 0 { return result }
+        let error = Glibc.errno
+        if error == EINTR { continue }
+        throw SystemCallError(name(), errno: error)
+    }
+}
+
+/// Small file-descriptor helpers used by the relay and the spawner.
+public enum FD {
+    /// A pipe with both ends close-on-exec: `(read, write)`.
+    public static func pipe() throws(SystemCallError) -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [-1, -1]
+        try systemCall("pipe2") { mcpjail_pipe_cloexec(&fds) }
+        return (fds[0], fds[1])
+    }
+
+    /// Writes all of `bytes`, retrying short writes and EINTR.
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SystemCallError) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = try systemCall("write") {
+                Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            }
+            offset += written
+        }
+    }
+
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(SystemCallError) {
+        // withUnsafeBytes rethrows untyped errors; carry the typed one out by hand.
+        var failure: SystemCallError? = nil
+        bytes.withUnsafeBytes { raw in
+            do throws(SystemCallError) { try writeAll(fd, raw) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    /// Reads into `buffer`; 0 at end of file.
+    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SystemCallError) -> Int {
+        try systemCall("read") { Glibc.read(fd, buffer.baseAddress!, buffer.count) }
+    }
+
+    public static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)  // never retried: the fd is gone either way (Linux close semantics)
+    }
+
+    public static func setNonBlocking(_ fd: Int32) throws(SystemCallError) {
+        let flags = try systemCall("fcntl") { fcntl(fd, F_GETFL) }
+        try systemCall("fcntl") { fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
+    }
+}
+
+/// Monotonic time in nanoseconds, for latencies.
+@inline(__always)
+public func monotonicNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+}
+
+/// Wall-clock time in seconds since the epoch, with microseconds.
+public func wallClockSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec / 1000) / 1_000_000
+}
