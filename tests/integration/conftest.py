@@ -100,14 +100,26 @@ class Jail:
     def fixture_state(self, name: str = "fixture") -> Path:
         return self.root / f"{name}-server-state"
 
-    def raw_profile(self, name: str = "raw", ignore_sigterm: bool = False, **kw) -> Path:
+    def raw_profile(self, name: str = "raw", ignore_sigterm: bool = False, ignore_eof: bool = False, **kw) -> Path:
         args = [str(FIXTURES / "raw_server.py"), "--record", str(self.record_file(name))]
         if ignore_sigterm:
             args.append("--ignore-sigterm")
+        if ignore_eof:
+            args.append("--ignore-eof")
         return self.write_profile(name, PYTHON, args, **kw)
 
     def record_file(self, name: str = "raw") -> Path:
         return self.root / f"{name}.received"
+
+    def received(self, name: str = "raw") -> bytes:
+        """Every byte the raw server has read from its stdin so far."""
+        path = self.record_file(name)
+        return path.read_bytes() if path.exists() else b""
+
+    def raw_server_pid(self, name: str = "raw") -> int:
+        path = Path(str(self.record_file(name)) + ".pid")
+        assert wait_for(path.exists, timeout=10), "the raw server never started"
+        return int(path.read_text())
 
     def time_profile(self, name: str = "time") -> Path:
         return self.write_profile(name, VENV_BIN / "mcp-server-time", ["--local-timezone=UTC"])
@@ -192,9 +204,10 @@ class RawRelay:
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
         buf = b""
         while True:
-            chunk = self.proc.stdout.read1(1 << 20)
+            chunk = os.read(fd, 1 << 20)
             if not chunk:
                 break
             self.stdout_bytes += chunk
