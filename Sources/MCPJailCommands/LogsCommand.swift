@@ -50,9 +50,9 @@ struct Logs: AsyncParsableCommand {
     var verify = false
 
     func validate() throws {
-        if let name, !Self.isValidServerName(name) {
+        if let name, !ProfileName.isValid(name) {
             throw ValidationError(
-                "invalid server name '\(Self.printable(name, limit: 80))': use 1 to 64 of A-Z a-z 0-9 . _ -")
+                "invalid server name '\(Self.printable(name, limit: 80))': use 1 to 64 of A-Z a-z 0-9 . _ - (not . or ..)")
         }
         if verify && follow { throw ValidationError("--verify and --follow cannot be combined") }
     }
@@ -245,21 +245,6 @@ struct Logs: AsyncParsableCommand {
             count += 1
         }
         return String(out)
-    }
-
-    /// `[A-Za-z0-9._-]{1,64}`: the profile name rule.
-    static func isValidServerName(_ name: String) -> Bool {
-        let bytes = Array(name.utf8)
-        guard (1...64).contains(bytes.count) else { return false }
-        return bytes.allSatisfy { b in
-            switch b {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
-                return true
-            default:
-                return false
-            }
-        }
     }
 }
 

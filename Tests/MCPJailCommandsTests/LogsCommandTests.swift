@@ -190,6 +190,7 @@ struct LogsCommandTests {
     @Test func rejectsBadArguments() {
         #expect(throws: (any Error).self) { try Logs.parseAsRoot(["../etc"]) }
         #expect(throws: (any Error).self) { try Logs.parseAsRoot([String(repeating: "a", count: 65)]) }
+        #expect(throws: (any Error).self) { try Logs.parseAsRoot([".."]) }
         #expect(throws: (any Error).self) { try Logs.parseAsRoot(["--verify", "--follow"]) }
         #expect(Logs.message(for: ValidationError("x")) == "x")
         do {
