@@ -7,22 +7,37 @@ PY := $(VENV)/bin/python
 
 all: build
 
+# apt packages (libseccomp-dev, libcap-dev, python3-venv, ...) and the venv with the MCP
+# SDK and the example servers. Idempotent; quick when everything is there.
 deps:
 	@scripts/deps.sh
 
+# Debug build of every product: mcpjail and the Swift SDK test client.
 build: deps
 	$(SWIFT) build
 
+# What `make bench` measures: a release build with the Swift runtime linked in.
 release: deps
 	$(SWIFT) build -c release --static-swift-stdlib --product mcpjail
 
+# The Swift unit tests (XCTest / swift-testing).
 unit: build
 	$(SWIFT) test
 
+# Real clients (Python SDK, Swift SDK, raw pipes) against real servers through `mcpjail run`.
+# pytest exits non-zero when it collects no tests.
 integration: build
-	$(PY) -m pytest -q tests/integration
+	$(PY) -m pytest tests/integration
 
 test: unit integration
+
+# A real MCP client session through `mcpjail run time`, its audit record and the chain check.
+demo: build
+	@$(PY) scripts/demo.py
+
+# direct vs `cat | server | cat` vs `mcpjail run`: launch, latency, throughput, memory.
+bench: release
+	$(PY) bench/bench.py
 
 clean:
 	rm -rf .build

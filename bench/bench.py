@@ -1,0 +1,283 @@
+"""`make bench`: what the relay costs. In one run, the same tiny echo MCP server
+(bench/echo_server.py) is reached three ways:
+
+  direct   the server launched directly
+  cat      `cat | server | cat` (sh -c): the reference byte-copying relay
+  mcpjail  `mcpjail run echo` (release build, .build/release/mcpjail) with a temp profile
+
+and measured for: launch-to-initialize time, per-call latency p50/p99 at 1 in flight,
+throughput at 64 in flight, with 100 B and 64 KiB payloads; then mcpjail's peak RSS (VmHWM)
+with an 8 MiB message in flight. Every figure is the median over ROUNDS rounds, the three
+ways interleaved within each round so that machine noise hits them alike.
+
+    .venv/bin/python bench/bench.py [--rounds N] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = ROOT / ".venv" / "bin" / "python"
+ECHO = ROOT / "bench" / "echo_server.py"
+MCPJAIL = ROOT / ".build" / "release" / "mcpjail"
+MIB = 1024 * 1024
+
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}},
+}
+
+
+class Session:
+    """One server reached one way, spoken to over raw pipes (the client's cost is the same
+    for all three ways)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]):
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0)
+        self.wfd = self.proc.stdin.fileno()
+        self.rfd = self.proc.stdout.fileno()
+        self.buf = b""
+        self.next_id = 1
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self.wfd, view)
+            view = view[n:]
+
+    def readline(self) -> bytes:
+        while True:
+            i = self.buf.find(b"\n")
+            if i >= 0:
+                line, self.buf = self.buf[: i + 1], self.buf[i + 1 :]
+                return line
+            chunk = os.read(self.rfd, 1 << 20)
+            if not chunk:
+                raise EOFError("the server closed its stdout")
+            self.buf += chunk
+
+    def initialize(self) -> None:
+        self.write(json.dumps(INIT).encode() + b"\n")
+        reply = json.loads(self.readline())
+        assert reply["id"] == 0 and "result" in reply, reply
+        self.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+
+    def call_bytes(self, payload: str) -> bytes:
+        msg_id = self.next_id
+        self.next_id += 1
+        return (
+            b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"payload":%s}}}\n'
+            % (msg_id, json.dumps(payload).encode())
+        )
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def check_reply(line: bytes, payload_len: int) -> None:
+    # Cheap: the echoed payload makes the reply at least that long.
+    if len(line) < payload_len or b'"result"' not in line:
+        raise AssertionError(f"bad reply: {line[:200]!r}")
+
+
+def launch_to_initialize(argv, env) -> float:
+    start = time.perf_counter()
+    session = Session(argv, env)
+    session.initialize()
+    elapsed = time.perf_counter() - start
+    session.close()
+    return elapsed
+
+
+def latency(argv, env, payload: str, calls: int) -> tuple[float, float]:
+    session = Session(argv, env)
+    session.initialize()
+    for _ in range(20):  # warm-up
+        session.write(session.call_bytes(payload))
+        session.readline()
+    samples = []
+    for _ in range(calls):
+        data = session.call_bytes(payload)
+        start = time.perf_counter()
+        session.write(data)
+        line = session.readline()
+        samples.append(time.perf_counter() - start)
+        check_reply(line, len(payload))
+    session.close()
+    samples.sort()
+    return samples[len(samples) // 2], samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+
+
+def throughput(argv, env, payload: str, calls: int, in_flight: int = 64) -> float:
+    session = Session(argv, env)
+    session.initialize()
+    messages = [session.call_bytes(payload) for _ in range(calls)]
+    window = threading.Semaphore(in_flight)
+    failure: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for data in messages:
+                window.acquire()
+                session.write(data)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failure.append(exc)
+
+    start = time.perf_counter()
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    for _ in range(calls):
+        check_reply(session.readline(), len(payload))
+        window.release()
+    elapsed = time.perf_counter() - start
+    thread.join()
+    session.close()
+    if failure:
+        raise failure[0]
+    return calls / elapsed
+
+
+def vm_hwm_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM")
+
+
+def peak_rss_with_big_message(argv, env) -> tuple[float, float]:
+    """mcpjail's VmHWM (MiB) after warm-up, and after an 8 MiB request and its 8 MiB reply."""
+    session = Session(argv, env)
+    session.initialize()
+    session.write(session.call_bytes("x" * 100))
+    session.readline()
+    before = vm_hwm_kib(session.proc.pid)
+    payload = "x" * (8 * MIB)
+    data = session.call_bytes(payload)
+    reader_line: list[bytes] = []
+    reader = threading.Thread(target=lambda: reader_line.append(session.readline()), daemon=True)
+    reader.start()
+    session.write(data)
+    reader.join(timeout=60)
+    check_reply(reader_line[0], len(payload))
+    after = vm_hwm_kib(session.proc.pid)
+    session.close()
+    return before / 1024, after / 1024
+
+
+def fmt_time(seconds: float) -> str:
+    if seconds >= 0.1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds >= 0.001:
+        return f"{seconds * 1000:.2f} ms"
+    return f"{seconds * 1e6:.0f} µs"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")
+    opts = parser.parse_args()
+    if not MCPJAIL.exists():
+        print(f"bench: {MCPJAIL} is missing (make release)", file=sys.stderr)
+        return 1
+
+    tmp = Path(tempfile.mkdtemp(prefix="mcpjail-bench."))
+    (tmp / "profiles").mkdir()
+    (tmp / "profiles" / "echo.toml").write_text(
+        "[server]\n"
+        f"command = {json.dumps(str(PY))}\n"
+        f"args = [{json.dumps(str(ECHO))}]\n"
+        'env = { PATH = "/usr/bin:/bin" }\n'
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp), "MCPJAIL_STATE_DIR": str(tmp / "state")}
+    server = f"{shlex.quote(str(PY))} {shlex.quote(str(ECHO))}"
+    ways = {
+        "direct": [str(PY), str(ECHO)],
+        "cat": ["/bin/sh", "-c", f"cat | {server} | cat"],
+        "mcpjail": [str(MCPJAIL), "run", "echo", "--profiles", str(tmp / "profiles")],
+    }
+    small, large = "x" * 100, "x" * (64 * 1024)
+    scale = 0.2 if opts.quick else 1.0
+    n_lat = {"100 B": int(2000 * scale), "64 KiB": int(400 * scale)}
+    n_thr = {"100 B": int(8000 * scale), "64 KiB": int(1000 * scale)}
+    payloads = {"100 B": small, "64 KiB": large}
+
+    results: dict[tuple[str, str], list[float]] = {}
+
+    def add(metric: str, way: str, value: float) -> None:
+        results.setdefault((metric, way), []).append(value)
+
+    started = time.perf_counter()
+    for argv in ways.values():  # warm the page cache: the first launch of anything is slow
+        launch_to_initialize(argv, env)
+    for r in range(opts.rounds):
+        for way, argv in ways.items():
+            launches = [launch_to_initialize(argv, env) for _ in range(5)]
+            add("launch-to-initialize", way, statistics.median(launches))
+            for label, payload in payloads.items():
+                p50, p99 = latency(argv, env, payload, n_lat[label])
+                add(f"latency p50, {label}", way, p50)
+                add(f"latency p99, {label}", way, p99)
+                add(f"throughput @64, {label}", way, throughput(argv, env, payload, n_thr[label]))
+        print(f"bench: round {r + 1}/{opts.rounds} done ({time.perf_counter() - started:.0f} s)", flush=True)
+
+    hwm_before, hwm_after = peak_rss_with_big_message(ways["mcpjail"], env)
+
+    metrics = list(dict.fromkeys(m for m, _ in results))
+    rows = []
+    for metric in metrics:
+        med = {way: statistics.median(results[(metric, way)]) for way in ways}
+        is_rate = metric.startswith("throughput")
+        cell = (lambda v: f"{v:,.0f} calls/s") if is_rate else fmt_time
+        rows.append(
+            [
+                metric,
+                cell(med["direct"]),
+                cell(med["cat"]),
+                cell(med["mcpjail"]),
+                f"{med['mcpjail'] / med['cat']:.2f}",
+                f"{med['mcpjail'] / med['direct']:.2f}",
+            ]
+        )
+    header = ["metric (median of %d rounds)" % opts.rounds, "direct", "cat | server | cat", "mcpjail run", "mcpjail/cat", "mcpjail/direct"]
+    widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(len(header))]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |"
+    print()
+    print(line)
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))) + " |")
+    print()
+    print(f"mcpjail peak RSS (VmHWM): {hwm_before:.1f} MiB after warm-up, {hwm_after:.1f} MiB with an 8 MiB request and its 8 MiB reply in flight (target < 20 MiB)")
+    print("latency and launch: lower is better (ratio <= 1.0 means mcpjail costs no more); throughput: higher is better (ratio >= 1.0)")
+    cpu = os.cpu_count()
+    print(f"machine: {cpu} CPUs, {os.uname().release}; mcpjail: {MCPJAIL.relative_to(ROOT)}; calls per latency run {n_lat}, per throughput run {n_thr}")
+    print(f"bench: {time.perf_counter() - started:.0f} s")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
