@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -154,4 +155,8 @@ int mcpjail_set_child_subreaper(void) {
 
 int mcpjail_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC);
+}
+
+void *mcpjail_mremap(void *address, size_t old_size, size_t new_size) {
+    return mremap(address, old_size, new_size, MREMAP_MAYMOVE);
 }

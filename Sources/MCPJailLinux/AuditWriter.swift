@@ -73,7 +73,7 @@ public final class AuditWriter: @unchecked Sendable {
         record.session = context.sessionID
         switch entry.arguments {
         case .none: break
-        case .bytes(let bytes): record.argumentsDigest = try? CanonicalJSON.sha256Hex(ofJSON: bytes)
+        case .bytes(let bytes): record.argumentsDigest = try? CanonicalDigest.sha256Hex(ofJSON: bytes)
         case .digest(let digest): record.argumentsDigest = digest
         }
         do {

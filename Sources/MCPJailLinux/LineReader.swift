@@ -1,3 +1,4 @@
+import CMCPJailShims
 import Glibc
 
 /// Reads newline-delimited messages from one fd into one reusable buffer, and hands
@@ -33,10 +34,10 @@ final class LineReader {
         self.fd = fd
         self.maxLine = maxLine
         self.capacity = Self.initialCapacity
-        self.storage = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        self.storage = Self.map(capacity)
     }
 
-    deinit { storage.deallocate() }
+    deinit { munmap(storage, capacity) }
 
     /// Reads once (blocking) and processes every complete line. `onLine` gets each line
     /// without its newline; `onOversize` gets the size of a dropped line; `flush` gets runs
@@ -149,16 +150,36 @@ final class LineReader {
         if capacity - end < Self.minimumRead {
             resize(to: min(max(capacity * 2, end + Self.minimumRead), maxLine + 2 * Self.minimumRead))
         }
+        if capacity == end {  // could not grow: handle the partial line as oversize
+            discarding = (discarding ?? 0) + (end - start)
+            start = 0
+            end = 0
+            searched = 0
+        }
     }
 
+    /// The buffer is its own mapping, not malloc memory: growing moves pages instead of
+    /// copying them (mremap), and shrinking gives them back to the kernel at once, so a
+    /// message of many megabytes costs its size once, and only while it is in flight.
     private func resize(to newCapacity: Int) {
-        let bigger = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
-        bigger.copyMemory(from: storage + start, byteCount: end - start)
-        storage.deallocate()
-        storage = bigger
-        end -= start
-        searched = max(0, searched - start)
-        start = 0
+        if start > 0 {
+            memmove(storage, storage + start, end - start)
+            end -= start
+            searched = max(0, searched - start)
+            start = 0
+        }
+        guard let moved = mcpjail_mremap(storage, capacity, newCapacity), moved != MAP_FAILED else {
+            // Out of address space: keep the old buffer; the line will be treated as oversize.
+            return
+        }
+        storage = moved
         capacity = newCapacity
+    }
+
+    private static func map(_ size: Int) -> UnsafeMutableRawPointer {
+        guard let memory = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+            memory != MAP_FAILED
+        else { fatalError("mcpjail: cannot map a \(size)-byte relay buffer: out of memory") }
+        return memory
     }
 }

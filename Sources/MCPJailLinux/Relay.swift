@@ -110,7 +110,7 @@ public final class Relay: @unchecked Sendable {
             time: wallClockSeconds(), bytesIn: line.count + 1)
         if method == "tools/call", let arguments = request.argumentsBytes {
             call.arguments = arguments.count > Self.largeArguments
-                ? .digest(try? CanonicalJSON.sha256Hex(ofJSON: arguments))
+                ? .digest(try? CanonicalDigest.sha256Hex(ofJSON: arguments))
                 : .bytes(Array(arguments))
         }
         var refusal = pipeline.decide(request)

@@ -1,6 +1,7 @@
 #ifndef MCPJAIL_SPAWN_H
 #define MCPJAIL_SPAWN_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 /// The step of child set-up that failed, reported over the CLOEXEC error pipe
@@ -53,5 +54,8 @@ int mcpjail_set_child_subreaper(void);
 
 /// pipe2(fds, O_CLOEXEC): glibc's pipe2 is a GNU extension Swift's Glibc module hides.
 int mcpjail_pipe_cloexec(int fds[2]);
+
+/// mremap(address, old, new, MREMAP_MAYMOVE): a GNU extension Swift's Glibc module hides.
+void *mcpjail_mremap(void *address, size_t old_size, size_t new_size);
 
 #endif

@@ -40,7 +40,7 @@ public enum JSONRPCMessageKind: Sendable, Equatable {
     case invalid(reason: String, id: RequestID?)
 }
 
-/// Small helpers for JSON text the relay reads or writes itself.
+/// Decoding of JSON string literals the relay reads (writing is ``JSONWriter``).
 public enum JSONText {
     /// Decodes a JSON string literal (with its quotes) that the scanner has validated.
     public static func decodeString(_ literal: String) -> String {
@@ -50,28 +50,6 @@ public enum JSONText {
             (try? JSONScanner.scan(UnsafeRawBufferPointer(raw)))?.members.first?.key
         }
         return key ?? literal
-    }
-
-    /// A JSON string literal for `text`, with the escapes RFC 8259 requires.
-    public static func quote(_ text: String) -> String {
-        var out = "\""
-        out.reserveCapacity(text.utf8.count + 2)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
     }
 }
 

@@ -5,7 +5,7 @@ public enum Replies {
     /// (JSON `null`) when it could not be read.
     public static func error(id: RequestID?, code: Int, _ error: SafeError) -> [UInt8] {
         var line = #"{"jsonrpc":"2.0","id":"# + (id?.json ?? "null")
-        line += #","error":{"code":"# + String(code) + #","message":"# + JSONText.quote(error.message)
+        line += #","error":{"code":"# + String(code) + #","message":"# + JSONWriter.quoted(error.message)
         line += #","data":"# + triple(error) + "}}\n"
         return Array(line.utf8)
     }
@@ -13,7 +13,7 @@ public enum Replies {
     /// A `tools/call` result with `isError: true`, so the model sees why and can recover.
     public static func toolError(id: RequestID, _ error: SafeError) -> [UInt8] {
         var line = #"{"jsonrpc":"2.0","id":"# + id.json + #","result":{"content":[{"type":"text","text":"#
-        line += JSONText.quote(error.kind.rawValue + ": " + error.message)
+        line += JSONWriter.quoted(error.kind.rawValue + ": " + error.message)
         line += #"}],"structuredContent":{"error":"# + triple(error) + #"},"isError":true}}"# + "\n"
         return Array(line.utf8)
     }
@@ -28,7 +28,7 @@ public enum Replies {
     }
 
     private static func triple(_ error: SafeError) -> String {
-        #"{"type":"# + JSONText.quote(error.kind.rawValue) + #","message":"# + JSONText.quote(error.message)
+        #"{"type":"# + JSONWriter.quoted(error.kind.rawValue) + #","message":"# + JSONWriter.quoted(error.message)
             + #","retryable":"# + (error.retryable ? "true" : "false") + "}"
     }
 }

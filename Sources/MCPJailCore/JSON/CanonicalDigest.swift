@@ -1,0 +1,320 @@
+import Crypto
+
+/// SHA-256 of the ``CanonicalJSON`` form of a JSON text, computed without materialising
+/// either the value or its canonical bytes.
+///
+/// Why a second path to the same digest: ``CanonicalJSON/sha256Hex(ofJSON:)`` builds a
+/// ``JSONValue`` (every string copied) and then the canonical bytes (copied again), which
+/// is three times the size of the arguments. The relay digests every `tools/call`'s
+/// arguments, some of them megabytes, and must stay small. Here the tree holds only byte
+/// ranges and decoded keys (to sort them), and the canonical bytes stream through a small
+/// buffer into the hasher. Tests hold both paths to the same digest.
+public enum CanonicalDigest {
+    /// The digest, lowercase hex; throws ``JSONScanError`` for text that is not strict JSON
+    /// (including duplicate keys and lone surrogates, which have no canonical form).
+    public static func sha256Hex(ofJSON bytes: UnsafeRawBufferPointer) throws(JSONScanError) -> String {
+        let scanned = try JSONScanner.scan(bytes)
+        var builder = SpanTreeBuilder(bytes: bytes, index: scanned.span.start)
+        let root = try builder.value()
+        var emitter = CanonicalEmitter(bytes: bytes)
+        try emitter.emit(root)
+        return emitter.finish()
+    }
+
+    public static func sha256Hex(ofJSON bytes: [UInt8]) throws(JSONScanError) -> String {
+        var result: Result<String, JSONScanError> = .failure(JSONScanError(offset: 0, reason: "empty"))
+        bytes.withUnsafeBytes { raw in
+            do throws(JSONScanError) { result = .success(try sha256Hex(ofJSON: raw)) } catch { result = .failure(error) }
+        }
+        return try result.get()
+    }
+}
+
+/// A JSON value as byte ranges of the source text.
+private indirect enum SpanNode {
+    /// A number, string (quotes included) or literal.
+    case scalar(ByteSpan, JSONKind)
+    case array([SpanNode])
+    /// Members already sorted by key in UTF-16 order.
+    case object([(key: String, value: SpanNode)])
+}
+
+/// Builds a ``SpanNode`` tree from text the scanner has already validated.
+private struct SpanTreeBuilder {
+    let bytes: UnsafeRawBufferPointer
+    var index: Int
+
+    mutating func skipWhitespace() {
+        while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+    }
+
+    mutating func value() throws(JSONScanError) -> SpanNode {
+        skipWhitespace()
+        let start = index
+        switch bytes[index] {
+        case UInt8(ascii: "{"):
+            index += 1
+            var members: [(key: String, value: SpanNode)] = []
+            skipWhitespace()
+            if bytes[index] == UInt8(ascii: "}") {
+                index += 1
+                return .object(members)
+            }
+            while true {
+                skipWhitespace()
+                let keyStart = index
+                skipString()
+                let key = try decodedKey(ByteSpan(start: keyStart, end: index))
+                skipWhitespace()
+                index += 1  // :
+                members.append((key, try value()))
+                skipWhitespace()
+                let separator = bytes[index]
+                index += 1
+                if separator == UInt8(ascii: "}") { break }
+            }
+            members.sort { $0.key.utf16.lexicographicallyPrecedes($1.key.utf16) }
+            for i in members.indices.dropFirst() where members[i].key == members[i - 1].key {
+                throw JSONScanError(offset: start, reason: "duplicate key \"\(members[i].key)\"")
+            }
+            return .object(members)
+        case UInt8(ascii: "["):
+            index += 1
+            var items: [SpanNode] = []
+            skipWhitespace()
+            if bytes[index] == UInt8(ascii: "]") {
+                index += 1
+                return .array(items)
+            }
+            while true {
+                items.append(try value())
+                skipWhitespace()
+                let separator = bytes[index]
+                index += 1
+                if separator == UInt8(ascii: "]") { break }
+            }
+            return .array(items)
+        case UInt8(ascii: "\""):
+            skipString()
+            return .scalar(ByteSpan(start: start, end: index), .string)
+        case UInt8(ascii: "t"), UInt8(ascii: "f"):
+            index += bytes[index] == UInt8(ascii: "t") ? 4 : 5
+            return .scalar(ByteSpan(start: start, end: index), .bool)
+        case UInt8(ascii: "n"):
+            index += 4
+            return .scalar(ByteSpan(start: start, end: index), .null)
+        default:
+            while index < bytes.count, Self.isNumberByte(bytes[index]) { index += 1 }
+            return .scalar(ByteSpan(start: start, end: index), .number)
+        }
+    }
+
+    static func isNumberByte(_ byte: UInt8) -> Bool {
+        (byte >= 0x30 && byte <= 0x39) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "+")
+            || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E")
+    }
+
+    mutating func skipString() {
+        index += 1
+        while bytes[index] != UInt8(ascii: "\"") {
+            index += bytes[index] == UInt8(ascii: "\\") ? 2 : 1
+        }
+        index += 1
+    }
+
+    func decodedKey(_ span: ByteSpan) throws(JSONScanError) -> String {
+        var collector = UTF8Collector()
+        try StringTranscoder.transcode(bytes, span, into: &collector)
+        return String(decoding: collector.bytes, as: UTF8.self)
+    }
+}
+
+/// Receives the UTF-8 bytes of a decoded string.
+private protocol DecodedSink {
+    mutating func plain(_ run: UnsafeRawBufferPointer)
+    mutating func scalar(_ value: UInt32)
+}
+
+private struct UTF8Collector: DecodedSink {
+    var bytes: [UInt8] = []
+    mutating func plain(_ run: UnsafeRawBufferPointer) { bytes.append(contentsOf: run) }
+    mutating func scalar(_ value: UInt32) { StringTranscoder.appendUTF8(value, to: &bytes) }
+}
+
+/// Decodes a validated JSON string literal into runs of plain bytes and escaped scalars.
+private enum StringTranscoder {
+    static func transcode(_ bytes: UnsafeRawBufferPointer, _ span: ByteSpan, into sink: inout some DecodedSink) throws(JSONScanError) {
+        var i = span.start + 1
+        let end = span.end - 1
+        var runStart = i
+        while i < end {
+            guard bytes[i] == UInt8(ascii: "\\") else {
+                i += 1
+                continue
+            }
+            if i > runStart { sink.plain(UnsafeRawBufferPointer(rebasing: bytes[runStart..<i])) }
+            let kind = bytes[i + 1]
+            i += 2
+            switch kind {
+            case UInt8(ascii: "b"): sink.scalar(0x08)
+            case UInt8(ascii: "f"): sink.scalar(0x0C)
+            case UInt8(ascii: "n"): sink.scalar(0x0A)
+            case UInt8(ascii: "r"): sink.scalar(0x0D)
+            case UInt8(ascii: "t"): sink.scalar(0x09)
+            case UInt8(ascii: "u"):
+                var code = hex4(bytes, i)
+                i += 4
+                if (0xD800..<0xDC00).contains(code) {
+                    guard i + 6 <= end, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u"),
+                        case let low = hex4(bytes, i + 2), (0xDC00..<0xE000).contains(low)
+                    else { throw JSONScanError(offset: i, reason: "lone surrogate") }
+                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                    i += 6
+                } else if (0xDC00..<0xE000).contains(code) {
+                    throw JSONScanError(offset: i, reason: "lone surrogate")
+                }
+                sink.scalar(code)
+            default: sink.scalar(UInt32(kind))  // " \ /
+            }
+            runStart = i
+        }
+        if end > runStart { sink.plain(UnsafeRawBufferPointer(rebasing: bytes[runStart..<end])) }
+    }
+
+    static func hex4(_ bytes: UnsafeRawBufferPointer, _ at: Int) -> UInt32 {
+        var value: UInt32 = 0
+        for offset in 0..<4 {
+            let byte = bytes[at + offset]
+            let digit: UInt32 =
+                switch byte {
+                case 0x30...0x39: UInt32(byte - 0x30)
+                case 0x61...0x66: UInt32(byte - 0x61 + 10)
+                default: UInt32(byte - 0x41 + 10)
+                }
+            value = value << 4 | digit
+        }
+        return value
+    }
+
+    static func appendUTF8(_ scalar: UInt32, to out: inout [UInt8]) {
+        switch scalar {
+        case 0..<0x80: out.append(UInt8(scalar))
+        case 0x80..<0x800:
+            out.append(UInt8(0xC0 | scalar >> 6))
+            out.append(UInt8(0x80 | scalar & 0x3F))
+        case 0x800..<0x10000:
+            out.append(UInt8(0xE0 | scalar >> 12))
+            out.append(UInt8(0x80 | scalar >> 6 & 0x3F))
+            out.append(UInt8(0x80 | scalar & 0x3F))
+        default:
+            out.append(UInt8(0xF0 | scalar >> 18))
+            out.append(UInt8(0x80 | scalar >> 12 & 0x3F))
+            out.append(UInt8(0x80 | scalar >> 6 & 0x3F))
+            out.append(UInt8(0x80 | scalar & 0x3F))
+        }
+    }
+}
+
+/// Writes canonical bytes through a small buffer into SHA-256.
+private struct CanonicalEmitter: DecodedSink {
+    let bytes: UnsafeRawBufferPointer
+    var hasher = SHA256()
+    var buffer: [UInt8] = []
+    static let flushAt = 64 * 1024
+
+    init(bytes: UnsafeRawBufferPointer) {
+        self.bytes = bytes
+        buffer.reserveCapacity(Self.flushAt + 16)
+    }
+
+    mutating func emit(_ node: SpanNode) throws(JSONScanError) {
+        switch node {
+        case .scalar(let span, .string):
+            try emitString(span)
+        case .scalar(let span, .number):
+            let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[span.start..<span.end]), as: UTF8.self)
+            guard let number = JSONNumber(text) else { throw JSONScanError(offset: span.start, reason: "number out of range") }
+            append(number.canonical.utf8)
+        case .scalar(let span, _):
+            plain(UnsafeRawBufferPointer(rebasing: bytes[span.start..<span.end]))
+        case .array(let items):
+            append(UInt8(ascii: "["))
+            for (i, item) in items.enumerated() {
+                if i > 0 { append(UInt8(ascii: ",")) }
+                try emit(item)
+            }
+            append(UInt8(ascii: "]"))
+        case .object(let members):
+            append(UInt8(ascii: "{"))
+            for (i, member) in members.enumerated() {
+                if i > 0 { append(UInt8(ascii: ",")) }
+                JSONWriter.appendQuoted(member.key, to: &buffer)
+                append(UInt8(ascii: ":"))
+                try emit(member.value)
+            }
+            append(UInt8(ascii: "}"))
+        }
+    }
+
+    mutating func emitString(_ span: ByteSpan) throws(JSONScanError) {
+        append(UInt8(ascii: "\""))
+        try StringTranscoder.transcode(bytes, span, into: &self)
+        append(UInt8(ascii: "\""))
+    }
+
+    /// Plain bytes of a string body: everything but `"`, `\` and controls (none can occur
+    /// unescaped in valid JSON) is copied as it is; literals pass through this path too.
+    mutating func plain(_ run: UnsafeRawBufferPointer) {
+        if buffer.count + run.count > Self.flushAt {
+            flush()
+            if run.count > Self.flushAt {
+                hasher.update(bufferPointer: run)
+                return
+            }
+        }
+        buffer.append(contentsOf: run)
+    }
+
+    /// An escaped scalar, re-escaped the canonical (minimal) way.
+    mutating func scalar(_ value: UInt32) {
+        switch value {
+        case 0x22: append(contentsOf: #"\""#)
+        case 0x5C: append(contentsOf: #"\\"#)
+        case 0x08: append(contentsOf: #"\b"#)
+        case 0x09: append(contentsOf: #"\t"#)
+        case 0x0A: append(contentsOf: #"\n"#)
+        case 0x0C: append(contentsOf: #"\f"#)
+        case 0x0D: append(contentsOf: #"\r"#)
+        case 0..<0x20:
+            let hex = Array("0123456789abcdef".utf8)
+            append(contentsOf: #"\u00"#)
+            append(hex[Int(value >> 4)])
+            append(hex[Int(value & 0xF)])
+        default:
+            StringTranscoder.appendUTF8(value, to: &buffer)
+        }
+    }
+
+    mutating func append(_ byte: UInt8) {
+        buffer.append(byte)
+        if buffer.count >= Self.flushAt { flush() }
+    }
+
+    mutating func append(contentsOf text: StaticString) {
+        buffer.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    mutating func append(_ text: String.UTF8View) {
+        buffer.append(contentsOf: text)
+    }
+
+    mutating func flush() {
+        buffer.withUnsafeBytes { hasher.update(bufferPointer: $0) }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    mutating func finish() -> String {
+        flush()
+        return SHA256Hex.hex(hasher.finalize())
+    }
+}
