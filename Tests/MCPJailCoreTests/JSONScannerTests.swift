@@ -106,3 +106,23 @@ private func classify(_ text: String) throws -> JSONRPCMessageKind {
         #expect(message.member("isError", in: "result")?.kind == .bool)
     }
 }
+
+@Suite struct RequestIDTests {
+    private func id(_ literal: String) throws -> RequestID {
+        var bytes = Array(#"{"jsonrpc":"2.0","id":"#.utf8) + Array(literal.utf8) + Array(#","result":{}}"#.utf8)
+        return try bytes.withUnsafeMutableBytes { raw in
+            let line = UnsafeRawBufferPointer(raw)
+            guard case .response(let id) = try JSONScanner.scan(line).classify(line) else { throw JSONScanError(offset: 0, reason: "not a response") }
+            return id
+        }
+    }
+
+    @Test func escapedAndPlainStringIDsMatch() throws {
+        #expect(try id(#""str-id-\u00e9""#).key == id("\"str-id-\u{e9}\"").key)
+        #expect(try id(#""\ud83d\ude00""#).key == id("\"\u{1F600}\"").key)
+        #expect(try id(#""a\"b""#).key == "s:a\"b")
+        #expect(try id("7").key != id(#""7""#).key)
+        // The relay's pending table is keyed by RequestID: spelling must not matter there.
+        #expect(try Set([id(#""\u0041""#)]).contains(id(#""A""#)))
+    }
+}

@@ -8,6 +8,10 @@ public struct RequestID: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { json }
 
+    /// Equal when the ids are the same JSON value, whatever their spelling.
+    public static func == (lhs: RequestID, rhs: RequestID) -> Bool { lhs.key == rhs.key }
+    public func hash(into hasher: inout Hasher) { hasher.combine(key) }
+
     /// Reads the id member of a scanned message; nil when absent, `.invalid` when the id is
     /// not a string or an integer.
     public static func from(_ member: ScannedMember, in line: UnsafeRawBufferPointer) -> RequestIDParse {

@@ -11,10 +11,12 @@ public enum Replies {
     }
 
     /// A `tools/call` result with `isError: true`, so the model sees why and can recover.
+    /// `resultType: "complete"` is required by the 2026-07-28 protocol and ignored by
+    /// earlier clients (results are open objects).
     public static func toolError(id: RequestID, _ error: SafeError) -> [UInt8] {
         var line = #"{"jsonrpc":"2.0","id":"# + id.json + #","result":{"content":[{"type":"text","text":"#
         line += JSONWriter.quoted(error.kind.rawValue + ": " + error.message)
-        line += #"}],"structuredContent":{"error":"# + triple(error) + #"},"isError":true}}"# + "\n"
+        line += #"}],"structuredContent":{"error":"# + triple(error) + #"},"isError":true,"resultType":"complete"}}"# + "\n"
         return Array(line.utf8)
     }
 
