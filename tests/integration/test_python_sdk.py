@@ -317,3 +317,45 @@ def test_fixture_crash_mid_call(jail: Jail, era: str):
     crash = [r for r in records if r.get("tool") == "crash"]
     assert len(crash) == 1
     assert crash[0]["outcome"] == "no_response"
+
+
+# -- the shipped profiles ------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["time", "REFERENCE"])
+def test_shipped_time_profiles(jail: Jail, name: str):
+    """profiles/time.toml and profiles/REFERENCE.toml work out of the box (after `make deps`)."""
+    from conftest import MCPJAIL, ROOT
+
+    params = StdioServerParameters(
+        command=str(MCPJAIL), args=["run", name, "--profiles", str(ROOT / "profiles")], env=jail.env()
+    )
+
+    async def main():
+        async with stdio_client(params) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                result = await session.call_tool("get_current_time", {"timezone": "UTC"})
+                assert json.loads(text_of(result))["timezone"] == "UTC"
+
+    anyio.run(main)
+    records = jail.assert_audit_intact()
+    assert any(r.get("tool") == "get_current_time" and r["server"] == name for r in records)
+
+
+def test_shipped_git_profile(jail: Jail):
+    """profiles/git.toml serves this checkout."""
+    from conftest import MCPJAIL, ROOT
+
+    params = StdioServerParameters(
+        command=str(MCPJAIL), args=["run", "git", "--profiles", str(ROOT / "profiles")], env=jail.env()
+    )
+
+    async def main():
+        async with stdio_client(params) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                log = await session.call_tool("git_log", {"repo_path": str(ROOT), "max_count": 1})
+                assert not log.is_error, log
+                assert "Commit:" in text_of(log) or "commit" in text_of(log).lower()
+
+    anyio.run(main)
+    jail.assert_audit_intact()
