@@ -160,3 +160,7 @@ int mcpjail_pipe_cloexec(int fds[2]) {
 void *mcpjail_mremap(void *address, size_t old_size, size_t new_size) {
     return mremap(address, old_size, new_size, MREMAP_MAYMOVE);
 }
+
+int mcpjail_set_thread_name(const char *name) {
+    return prctl(PR_SET_NAME, name, 0, 0, 0);
+}

@@ -1,4 +1,3 @@
-import Foundation
 import Logging
 import MCPJailCore
 
@@ -14,7 +13,7 @@ public final class AuditWriter: @unchecked Sendable {
     private let log: AuditLog
     private let context: SessionContext
     private let logger: Logger
-    private let condition = NSCondition()
+    private let condition = Condition()
     // Guarded by `condition`.
     private var queue: [AuditEntry] = []
     private var writing = false
@@ -24,9 +23,7 @@ public final class AuditWriter: @unchecked Sendable {
         self.log = log
         self.context = context
         self.logger = logger
-        let thread = Thread { [self] in run() }
-        thread.name = "mcpjail-audit"
-        thread.start()
+        Threads.start("mcpjail-audit") { [self] in run() }
     }
 
     func enqueue(_ entry: AuditEntry) {

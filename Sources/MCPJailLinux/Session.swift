@@ -60,7 +60,7 @@ public final class Session {
 
         let stderrLog = StderrLog(
             source: stderrPipe.read, path: state.serverLog(profile.name),
-            banner: "--- mcpjail session \(sessionID) \(profile.name) pid \(server.pid) started \(Date()) ---\n")
+            banner: "--- mcpjail session \(sessionID) \(profile.name) pid \(server.pid) started \(AuditTime.format(wallClockSeconds())) ---\n")
         stderrLog.start()
         let audit = AuditWriter(log: auditLog, context: context, logger: logger)
         let relay = Relay(
@@ -190,32 +190,7 @@ public final class Session {
     }
 
     private func startThread(_ name: String, _ body: @escaping @Sendable () -> Void) {
-        let thread = Thread(block: body)
-        thread.name = name
-        thread.stackSize = 8 << 20  // deep JSON nesting is bounded, but give the scanner room
-        thread.start()
-    }
-}
-
-/// A one-shot gate: ``wait(seconds:)`` returns once ``open()`` was called or time is up.
-final class Latch: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var isOpen = false  // guarded by `condition`
-
-    func open() {
-        condition.lock()
-        isOpen = true
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    /// True if the latch opened in time.
-    @discardableResult
-    func wait(seconds: Double) -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        let deadline = Date(timeIntervalSinceNow: seconds)
-        while !isOpen, condition.wait(until: deadline) {}
-        return isOpen
+        // JSON nesting is bounded (512), but give the recursive scanner room.
+        Threads.start(name, stackSize: 8 << 20, body)
     }
 }

@@ -1,4 +1,3 @@
-import Foundation
 import Glibc
 import MCPJailCore
 
@@ -25,7 +24,7 @@ public final class StderrLog: @unchecked Sendable {
 
     /// Starts copying on a thread of its own until the server's stderr closes.
     public func start() {
-        let thread = Thread { [self] in
+        Threads.start("mcpjail-stderr") { [self] in
             var buffer = [UInt8](repeating: 0, count: 64 * 1024)
             while true {
                 let got = buffer.withUnsafeMutableBytes { (try? FD.read(source, into: $0)) ?? 0 }
@@ -36,8 +35,6 @@ public final class StderrLog: @unchecked Sendable {
             if fd >= 0 { FD.close(fd) }
             closed.open()
         }
-        thread.name = "mcpjail-stderr"
-        thread.start()
     }
 
     /// Waits up to `seconds` for the copy to finish (the server's stderr to close).

@@ -58,4 +58,7 @@ int mcpjail_pipe_cloexec(int fds[2]);
 /// mremap(address, old, new, MREMAP_MAYMOVE): a GNU extension Swift's Glibc module hides.
 void *mcpjail_mremap(void *address, size_t old_size, size_t new_size);
 
+/// prctl(PR_SET_NAME): names the calling thread (prctl is variadic, so not callable from Swift).
+int mcpjail_set_thread_name(const char *name);
+
 #endif

@@ -1,0 +1,104 @@
+import CMCPJailShims
+import Glibc
+
+/// Relay threads and their hand-offs, on pthreads directly.
+///
+/// Foundation's `Thread` and `NSCondition` start CoreFoundation, which alone makes a
+/// large part of the relay's resident memory; the relay needs none of it.
+public enum Threads {
+    /// Starts `body` on a new detached thread named `name` (shown in /proc, `top -H`).
+    public static func start(_ name: String, stackSize: Int = 1 << 20, _ body: @escaping @Sendable () -> Void) {
+        final class Box: @unchecked Sendable {
+            let name: String
+            let body: @Sendable () -> Void
+            init(_ name: String, _ body: @escaping @Sendable () -> Void) {
+                self.name = name
+                self.body = body
+            }
+        }
+        let box = Unmanaged.passRetained(Box(name, body)).toOpaque()
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setstacksize(&attributes, stackSize)
+        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        var thread = pthread_t()
+        let status = pthread_create(&thread, &attributes, { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            _ = mcpjail_set_thread_name(String(box.name.prefix(15)))
+            box.body()
+            return nil
+        }, box)
+        precondition(status == 0, "mcpjail: cannot start thread \(name): \(String(cString: strerror(status)))")
+    }
+}
+
+/// A mutex with a condition variable: ``withLock(_:)`` guards state, ``wait(untilMonotonic:)``
+/// and ``broadcast()`` hand it over between threads.
+public final class Condition: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    public init() {
+        pthread_mutex_init(mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    public func lock() { pthread_mutex_lock(mutex) }
+    public func unlock() { pthread_mutex_unlock(mutex) }
+
+    public func withLock<R>(_ body: () throws -> R) rethrows -> R {
+        lock()
+        defer { unlock() }
+        return try body()
+    }
+
+    /// Waits (lock held) until woken; spurious wake-ups are the caller's loop's business.
+    public func wait() { pthread_cond_wait(condition, mutex) }
+
+    /// Waits (lock held) until woken or the monotonic deadline (ns) passes; false on timeout.
+    @discardableResult
+    public func wait(untilMonotonic deadline: UInt64) -> Bool {
+        var time = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+        return pthread_cond_timedwait(condition, mutex, &time) == 0
+    }
+
+    public func signal() { pthread_cond_signal(condition) }
+    public func broadcast() { pthread_cond_broadcast(condition) }
+}
+
+/// A one-shot gate: ``wait(seconds:)`` returns once ``open()`` was called or time is up.
+public final class Latch: @unchecked Sendable {
+    private let condition = Condition()
+    private var isOpen = false  // guarded by `condition`
+
+    public init() {}
+
+    public func open() {
+        condition.withLock {
+            isOpen = true
+            condition.broadcast()
+        }
+    }
+
+    /// True if the latch opened in time.
+    @discardableResult
+    public func wait(seconds: Double) -> Bool {
+        let deadline = monotonicNanoseconds() + UInt64(seconds * 1e9)
+        return condition.withLock {
+            while !isOpen, monotonicNanoseconds() < deadline { condition.wait(untilMonotonic: deadline) }
+            return isOpen
+        }
+    }
+}
