@@ -19,10 +19,17 @@ struct TOMLDocument {
 
     /// Parses `source`, or returns the syntax error's line and message.
     static func parse(_ source: String) -> Result<TOMLDocument, SyntaxError> {
+        let locator = TOMLLocator(source: source)
+        if let problem = locator.structuralProblem {
+            // toml++ built without NDEBUG asserts (aborts the process) on some malformed
+            // input, e.g. a table header without a key (`[.`) or a missing value (`a = [}`);
+            // those never reach it. All of them are invalid TOML anyway.
+            return .failure(SyntaxError(line: problem.line, message: "TOML syntax error: \(problem.message)"))
+        }
         do {
             let table = try TOMLTable(string: source)
             let root = TOMLNode.entries(of: table)
-            return .success(TOMLDocument(root: root, locator: TOMLLocator(source: source)))
+            return .success(TOMLDocument(root: root, locator: locator))
         } catch let error as TOMLParseError {
             let line = error.source.begin.line
             return .failure(SyntaxError(line: line > 0 ? line : nil, message: "TOML syntax error: \(error.description)"))
@@ -82,11 +89,15 @@ indirect enum TOMLNode {
 /// Maps key paths to the 1-based line that defines them, by scanning the TOML source.
 struct TOMLLocator {
     private(set) var lines: [KeyPath: Int] = [:]
+    /// The first place where a key or value must start and cannot: a table header (`[`,
+    /// `[[`) not followed by a key, a quote or `]`, or a value starting with a terminator.
+    private(set) var structuralProblem: (line: Int, message: String)?
 
     init(source: String) {
         var scanner = Scanner(bytes: Array(source.utf8))
         scanner.scanDocument()
         lines = scanner.lines
+        structuralProblem = scanner.structuralProblem
     }
 
     /// The line of `path`, else of its nearest ancestor that has one.
@@ -105,6 +116,7 @@ struct TOMLLocator {
         var line = 1
         var lines: [KeyPath: Int] = [:]
         var arrayTableCounts: [KeyPath: Int] = [:]
+        var structuralProblem: (line: Int, message: String)?
 
         init(bytes: [UInt8]) { self.bytes = bytes }
 
@@ -162,8 +174,15 @@ struct TOMLLocator {
                 let startLine = line
                 if byte == UInt8(ascii: "[") {
                     advance()
+                    skipBlanks()
                     let isArrayTable = current == UInt8(ascii: "[")
                     if isArrayTable { advance() }
+                    skipBlanks()
+                    if let next = current, structuralProblem == nil, !isBareKeyByte(next),
+                        next != UInt8(ascii: "\""), next != UInt8(ascii: "'"), next != UInt8(ascii: "]")
+                    {
+                        structuralProblem = (startLine, "expected a key after '['")
+                    }
                     let keys = scanKey()
                     var path = KeyPath.root
                     for key in keys.dropLast() {
@@ -285,8 +304,15 @@ struct TOMLLocator {
         }
 
         mutating func scanValue(at path: KeyPath) {
-            guard let byte = current else { return }
+            guard let byte = current else {
+                if structuralProblem == nil { structuralProblem = (line, "expected a value") }
+                return
+            }
             switch byte {
+            case UInt8(ascii: "}"), UInt8(ascii: "]"), UInt8(ascii: ","), UInt8(ascii: "#"),
+                UInt8(ascii: "\n"), UInt8(ascii: "\r"):
+                if structuralProblem == nil { structuralProblem = (line, "expected a value") }
+                advance()
             case UInt8(ascii: "\""), UInt8(ascii: "'"):
                 _ = scanString()
             case UInt8(ascii: "["):
