@@ -10,7 +10,7 @@ func reportFailure(_ error: any Error) -> ExitCode {
     let text: String
     switch error {
     case let error as MCPJailError: text = error.description
-    case let error as ProfileError: text = "mcpjail: invalid profile:\n" + error.description
+    case let error as ProfileError: text = error.mcpjailError.description
     default: text = "mcpjail: \(error)"
     }
     FileHandle.standardError.write(Data((text + "\n").utf8))
