@@ -119,41 +119,40 @@ def test_requests_in_flight_when_the_server_dies(jail: Jail, raw_relay):
 
 
 # -- nothing outlives `mcpjail run` ----------------------------------------------------------------
-def spawn_grandchild(jail: Jail, relay) -> int:
-    pidfile = jail.root / "grandchild.pid"
-    reply = relay.request(1, "spawn", {"pidfile": str(pidfile)})
-    pid = int(reply["result"]["pid"])
-    assert pid_alive(pid)
-    assert pid in descendants(relay.proc.pid)
-    return pid
+@pytest.fixture
+def reaper():
+    """pids to SIGKILL at the end of the test whatever happened (never leave a sleeper behind)."""
+    pids: set[int] = set()
+    yield pids
+    for p in pids:
+        kill_quietly(p)
 
 
 @pytest.mark.parametrize("ending", ["eof", "sigterm", "server_exit", "server_killed"])
-def test_no_process_outlives_mcpjail(jail: Jail, raw_relay, ending: str):
+def test_no_process_outlives_mcpjail(jail: Jail, raw_relay, reaper, ending: str):
     jail.raw_profile(stop_timeout="1s")
     relay = raw_relay("raw")
-    grandchild = spawn_grandchild(jail, relay)
+    pidfile = jail.root / "grandchild.pid"
+    grandchild = int(relay.request(1, "spawn", {"pidfile": str(pidfile)})["result"]["pid"])
+    reaper.add(grandchild)
     server = jail.raw_server_pid()
     tree = descendants(relay.proc.pid)
+    reaper.update(tree)
+    assert pid_alive(grandchild)
     assert {server, grandchild} <= tree
-    try:
-        if ending == "eof":
-            relay.close_stdin()
-        elif ending == "sigterm":
-            relay.proc.send_signal(signal.SIGTERM)
-        elif ending == "server_exit":
-            relay.send_json({"jsonrpc": "2.0", "id": 2, "method": "exit", "params": {"code": 0}})
-        else:
-            os.kill(server, signal.SIGKILL)
-        relay.wait(timeout=20)
-        leftovers = [p for p in tree if pid_alive(p)]
-        assert wait_for(lambda: not any(pid_alive(p) for p in tree), timeout=2), f"left behind: {leftovers}"
-    finally:
-        for p in tree:
-            kill_quietly(p)
+    if ending == "eof":
+        relay.close_stdin()
+    elif ending == "sigterm":
+        relay.proc.send_signal(signal.SIGTERM)
+    elif ending == "server_exit":
+        relay.send_json({"jsonrpc": "2.0", "id": 2, "method": "exit", "params": {"code": 0}})
+    else:
+        os.kill(server, signal.SIGKILL)
+    relay.wait(timeout=20)
+    assert wait_for(lambda: not any(pid_alive(p) for p in tree), timeout=2), [p for p in tree if pid_alive(p)]
 
 
-def test_no_process_outlives_mcpjail_fixture_server(jail: Jail, raw_relay):
+def test_no_process_outlives_mcpjail_fixture_server(jail: Jail, raw_relay, reaper):
     """The same with the SDK fixture server: its `spawn` tool's grandchild dies with the session."""
     jail.fixture_profile(stop_timeout="1s")
     relay = raw_relay("fixture")
@@ -165,17 +164,15 @@ def test_no_process_outlives_mcpjail_fixture_server(jail: Jail, raw_relay):
     assert relay.request(1, "initialize", init)["result"]["serverInfo"]["name"] == "mcpjail-fixture"
     relay.send_json({"jsonrpc": "2.0", "method": "notifications/initialized"})
     reply = relay.request(2, "tools/call", {"name": "spawn", "arguments": {}})
-    assert reply["result"]["isError"] is False, reply
     grandchild = int((jail.fixture_state() / "grandchild.pid").read_text())
+    reaper.add(grandchild)
+    assert reply["result"]["isError"] is False, reply
     tree = descendants(relay.proc.pid)
+    reaper.update(tree)
     assert grandchild in tree
-    try:
-        relay.close_stdin()
-        relay.wait(timeout=20)
-        assert wait_for(lambda: not any(pid_alive(p) for p in tree), timeout=2), [p for p in tree if pid_alive(p)]
-    finally:
-        for p in tree:
-            kill_quietly(p)
+    relay.close_stdin()
+    relay.wait(timeout=20)
+    assert wait_for(lambda: not any(pid_alive(p) for p in tree), timeout=2), [p for p in tree if pid_alive(p)]
 
 
 def test_fixture_crash_exit_status(jail: Jail, raw_relay):
