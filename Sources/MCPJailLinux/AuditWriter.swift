@@ -9,6 +9,11 @@ struct AuditEntry: Sendable {
 
 /// Writes audit records on a thread of its own, so that hashing arguments and appending
 /// to the log never delay a response. ``drain()`` at session end writes what is queued.
+///
+/// Records are written in batches: the thread wakes when ``batchSize`` records wait or
+/// ``maxDelay`` after the first of them, and appends them with one lock and one write. A
+/// busy session then costs one wake-up per batch instead of one per call; a record reaches
+/// the file at most ``maxDelay`` after its response reached the client.
 public final class AuditWriter: @unchecked Sendable {
     private let log: AuditLog
     private let context: SessionContext
@@ -17,7 +22,11 @@ public final class AuditWriter: @unchecked Sendable {
     // Guarded by `condition`.
     private var queue: [AuditEntry] = []
     private var writing = false
+    private var draining = false
     private var failures = 0
+
+    static let batchSize = 256
+    static let maxDelay: UInt64 = 20_000_000  // ns
 
     public init(log: AuditLog, context: SessionContext, logger: Logger) {
         self.log = log
@@ -29,7 +38,8 @@ public final class AuditWriter: @unchecked Sendable {
     func enqueue(_ entry: AuditEntry) {
         condition.lock()
         queue.append(entry)
-        condition.signal()
+        // Wake the writer for the first record (it starts its delay) and for a full batch.
+        if queue.count == 1 || queue.count >= Self.batchSize { condition.signal() }
         condition.unlock()
     }
 
@@ -39,7 +49,10 @@ public final class AuditWriter: @unchecked Sendable {
     public func drain() -> Int {
         condition.lock()
         defer { condition.unlock() }
+        draining = true
+        condition.broadcast()
         while !queue.isEmpty || writing { condition.wait() }
+        draining = false
         return failures
     }
 
@@ -47,13 +60,16 @@ public final class AuditWriter: @unchecked Sendable {
         while true {
             condition.lock()
             while queue.isEmpty { condition.wait() }
+            let deadline = monotonicNanoseconds() + Self.maxDelay
+            while queue.count < Self.batchSize, !draining, monotonicNanoseconds() < deadline {
+                condition.wait(untilMonotonic: deadline)
+            }
             let batch = queue
             queue.removeAll(keepingCapacity: true)
             writing = true
             condition.unlock()
 
-            var failed = 0
-            for entry in batch where !write(entry) { failed += 1 }
+            let failed = write(batch)
 
             condition.lock()
             writing = false
@@ -63,22 +79,26 @@ public final class AuditWriter: @unchecked Sendable {
         }
     }
 
-    private func write(_ entry: AuditEntry) -> Bool {
-        var record = entry.record
-        record.server = context.profile.name
-        record.profileDigest = context.profile.digest
-        record.session = context.sessionID
-        switch entry.arguments {
-        case .none: break
-        case .bytes(let bytes): record.argumentsDigest = try? CanonicalDigest.sha256Hex(ofJSON: bytes)
-        case .digest(let digest): record.argumentsDigest = digest
+    /// Completes and appends `batch`; returns how many records were lost.
+    private func write(_ batch: [AuditEntry]) -> Int {
+        let records = batch.map { entry in
+            var record = entry.record
+            record.server = context.profile.name
+            record.profileDigest = context.profile.digest
+            record.session = context.sessionID
+            switch entry.arguments {
+            case .none: break
+            case .bytes(let bytes): record.argumentsDigest = try? CanonicalDigest.sha256Hex(ofValidatedJSON: bytes)
+            case .digest(let digest): record.argumentsDigest = digest
+            }
+            return record
         }
         do {
-            try log.append(record)
-            return true
+            try log.append(contentsOf: records)
+            return 0
         } catch {
             logger.error("\(error)")
-            return false
+            return records.count
         }
     }
 }

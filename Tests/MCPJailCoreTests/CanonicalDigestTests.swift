@@ -17,6 +17,14 @@ import Testing
     func agreesWithTheTreeForm(_ text: String) throws {
         let bytes = Array(text.utf8)
         #expect(try CanonicalDigest.sha256Hex(ofJSON: bytes) == CanonicalJSON.sha256Hex(ofJSON: bytes))
+        #expect(try CanonicalDigest.sha256Hex(ofValidatedJSON: bytes) == CanonicalJSON.sha256Hex(ofJSON: bytes))
+    }
+
+    @Test func escapedQuotesAndBackslashRunsEndStringsCorrectly() throws {
+        for text in [#"{"a":"x\\","b":"\"q\"","c":"\\\"","d":"\\\\"}"#, #"["\\\\\\\"", "\\"]"#] {
+            let bytes = Array(text.utf8)
+            #expect(try CanonicalDigest.sha256Hex(ofValidatedJSON: bytes) == CanonicalJSON.sha256Hex(ofJSON: bytes))
+        }
     }
 
     @Test func sameValueSameDigestDifferentValueDifferentDigest() throws {

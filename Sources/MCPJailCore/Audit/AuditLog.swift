@@ -5,9 +5,9 @@ import Synchronization
 ///
 /// Safe to share between threads (a mutex) and between processes: every `mcpjail run` of
 /// a user appends to the same file. Each append takes `flock(LOCK_EX)` on the file, finds the
-/// previous record's hash, and writes the whole line with one `write(2)` on an `O_APPEND`
-/// descriptor, so records from different processes never interleave and each chains to the
-/// one physically before it.
+/// previous record's hash, and writes the whole line (or a batch of lines, see
+/// ``append(contentsOf:)``) with one `write(2)` on an `O_APPEND` descriptor, so records from
+/// different processes never interleave and each chains to the one physically before it.
 ///
 /// Finding the previous hash: the instance remembers the hash and file size after its own
 /// last write; when the size is unchanged nothing is read. When another process appended
@@ -46,8 +46,16 @@ public final class AuditLog: Sendable {
 
     /// Appends `record`, chained to the record before it.
     public func append(_ record: AuditRecord) throws(MCPJailError) {
+        try append(contentsOf: [record])
+    }
+
+    /// Appends `records` in order, each chained to the one before, under one lock and with
+    /// one `write(2)`. A crash mid-write still leaves at most one torn line, the last: the
+    /// lines before it in the same write are complete.
+    public func append(contentsOf records: [AuditRecord]) throws(MCPJailError) {
+        guard !records.isEmpty else { return }
         // Everything after `prev` does not depend on the chain: build it outside the locks.
-        let rest = record.jsonMembersAfterPrev()
+        let rests = records.map { $0.jsonMembersAfterPrev() }
         try state.withLock { (st: inout State) throws(MCPJailError) in
             try reopenIfReplaced(&st)
             guard Self.retryingEINTR({ flock(st.fd, LOCK_EX) }) == 0 else { throw failure() }
@@ -64,19 +72,22 @@ public final class AuditLog: Sendable {
                 (prev, tornTail) = try Self.scanTail(fd: st.fd, size: size, path: path)
             }
 
-            let body = AuditLine.body(prev: prev, rest: rest)
-            let hash = SHA256Hex.digest(body)
-            var line: [UInt8] = []
-            line.reserveCapacity(body.count + AuditLine.bodyOffset + 2)
-            if tornTail { line.append(UInt8(ascii: "\n")) }
-            line.append(contentsOf: AuditLine.hashPrefix)
-            line.append(contentsOf: hash.utf8)
-            line.append(contentsOf: #"","#.utf8)
-            line.append(contentsOf: body)
-            line.append(UInt8(ascii: "\n"))
+            var lines: [UInt8] = []
+            lines.reserveCapacity(rests.reduce(0) { $0 + $1.count } + rests.count * (AuditLine.bodyOffset + 80))
+            if tornTail { lines.append(UInt8(ascii: "\n")) }
+            for rest in rests {
+                let body = AuditLine.body(prev: prev, rest: rest)
+                let hash = SHA256Hex.digest(body)
+                lines.append(contentsOf: AuditLine.hashPrefix)
+                lines.append(contentsOf: hash.utf8)
+                lines.append(contentsOf: #"","#.utf8)
+                lines.append(contentsOf: body)
+                lines.append(UInt8(ascii: "\n"))
+                prev = hash
+            }
 
             st.knownSize = -1  // unknown until the write completes
-            let writeError: Int32? = line.withUnsafeBytes { buffer in
+            let writeError: Int32? = lines.withUnsafeBytes { buffer in
                 var done = 0
                 while done < buffer.count {
                     let n = Glibc.write(st.fd, buffer.baseAddress! + done, buffer.count - done)
@@ -89,8 +100,8 @@ public final class AuditLog: Sendable {
                 return nil
             }
             if let writeError { throw failure(writeError) }
-            st.lastHash = hash
-            st.knownSize = size + Int64(line.count)
+            st.lastHash = prev
+            st.knownSize = size + Int64(lines.count)
         }
     }
 

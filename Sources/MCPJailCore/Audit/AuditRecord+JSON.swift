@@ -181,16 +181,40 @@ public enum AuditTime {
         let (secondsTotal, micro) = floorDivide(micros, 1_000_000)
         let (days, secondOfDay) = floorDivide(secondsTotal, 86_400)
         let (year, month, day) = civil(fromDays: days)
-        var out = ""
-        out.reserveCapacity(27)
-        out += pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2) + "T"
-        out += pad(secondOfDay / 3600, 2) + ":" + pad(secondOfDay / 60 % 60, 2) + ":" + pad(secondOfDay % 60, 2)
-        if fractionDigits > 0 {
-            var divisor: Int64 = 1
-            for _ in 0..<(6 - min(fractionDigits, 6)) { divisor *= 10 }
-            out += "." + pad(micro / divisor, min(fractionDigits, 6))
+        let digits = min(max(fractionDigits, 0), 6)
+        // Written digit by digit into one buffer: this runs for every audit record.
+        let length = 20 + (digits > 0 ? digits + 1 : 0) + (year > 9999 ? String(year).count - 4 : 0)
+        return String(unsafeUninitializedCapacity: length) { out in
+            var at = 0
+            func put(_ value: Int64, _ width: Int) {
+                var text = value
+                var buffer: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+                var count = 0
+                withUnsafeMutableBytes(of: &buffer) { scratch in
+                    repeat {
+                        scratch[count] = UInt8(0x30 + text % 10)
+                        text /= 10
+                        count += 1
+                    } while text > 0 && count < 10
+                    for _ in count..<max(width, count) { out[at] = 0x30; at += 1 }
+                    for i in stride(from: count - 1, through: 0, by: -1) { out[at] = scratch[i]; at += 1 }
+                }
+            }
+            func char(_ c: Character) {
+                out[at] = c.asciiValue!
+                at += 1
+            }
+            put(max(0, year), 4); char("-"); put(month, 2); char("-"); put(day, 2); char("T")
+            put(secondOfDay / 3600, 2); char(":"); put(secondOfDay / 60 % 60, 2); char(":"); put(secondOfDay % 60, 2)
+            if digits > 0 {
+                var divisor: Int64 = 1
+                for _ in 0..<(6 - digits) { divisor *= 10 }
+                char(".")
+                put(micro / divisor, digits)
+            }
+            char("Z")
+            return at
         }
-        return out + "Z"
     }
 
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction]Z` (UTC only, up to 9 fraction digits) into
@@ -227,11 +251,6 @@ public enum AuditTime {
         let days = self.days(fromCivil: y, mo, d)
         let total = ((days * 86_400 + h * 3600 + mi * 60 + s) * 1_000_000) + micros
         return Double(total) / 1_000_000
-    }
-
-    private static func pad(_ value: Int64, _ width: Int) -> String {
-        let s = String(value)
-        return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
     }
 
     private static func floorDivide(_ a: Int64, _ b: Int64) -> (Int64, Int64) {

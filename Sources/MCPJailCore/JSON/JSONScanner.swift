@@ -90,6 +90,15 @@ public struct ScannedMessage: Sendable {
 
     private static func duplicate(in members: some Collection<ScannedMember>) -> String? {
         guard members.count > 1 else { return nil }
+        // The usual message has a handful of members: pairwise comparison, no allocation.
+        if members.count <= 16 {
+            var rest = members.dropFirst()
+            for member in members {
+                if rest.contains(where: { $0.key == member.key }) { return member.key }
+                rest = rest.dropFirst()
+            }
+            return nil
+        }
         var seen = Set<String>(minimumCapacity: members.count)
         for member in members where !seen.insert(member.key).inserted { return member.key }
         return nil
@@ -105,6 +114,8 @@ private struct Scanner {
     var nested: [ScannedMember] = []
 
     init(bytes: UnsafeRawBufferPointer) {
+        members.reserveCapacity(8)
+        nested.reserveCapacity(16)
         self.bytes = bytes
         self.base = bytes.baseAddress.map { $0.assumingMemoryBound(to: UInt8.self) }
             ?? UnsafePointer(bitPattern: 1)!
