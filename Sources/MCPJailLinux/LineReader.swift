@@ -81,6 +81,11 @@ final class LineReader {
                 try flushRun(&runStart, &runEnd, next: newline + 1, flush)
                 continue
             }
+            if lineEnd - lineStart > maxLine {  // arrived whole in one read, still too long
+                onOversize(lineEnd - lineStart)
+                try flushRun(&runStart, &runEnd, next: newline + 1, flush)
+                continue
+            }
             let line = UnsafeRawBufferPointer(start: storage + lineStart, count: lineEnd - lineStart)
             switch onLine(line) {
             case .forward:

@@ -78,6 +78,13 @@ import Foundation
         #expect(String(decoding: result.forwarded, as: UTF8.self) == "ok1\nok2\n")
     }
 
+    @Test func refusesAnOversizeLineThatArrivesInOneRead() throws {
+        let big = String(repeating: "x", count: 3000)
+        let result = try run(Array("ok1\n\(big)\nok2\n".utf8), chunk: 1 << 16, maxLine: 1000)
+        #expect(result.lines == ["ok1", "ok2"])
+        #expect(result.oversize == [3000])
+    }
+
     @Test func passesLinesUpToTheLimitWhole() throws {
         let line = String(repeating: "y", count: 5 << 20)
         let result = try run(Array((line + "\nz\n").utf8), maxLine: 6 << 20)
