@@ -1,0 +1,90 @@
+"""mcpjail run as an ordinary user: the same relay, state under $XDG_STATE_HOME.
+
+As root (CI), the test drops to uid/gid 65534 with setpriv and no supplementary groups;
+as an ordinary user it runs as that user. Either way no MCPJAIL_STATE_DIR is set, so
+the state directory is resolved the way a user's MCP client would get it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import MCPJAIL, VENV_BIN
+
+NOBODY = 65534
+
+
+@pytest.fixture
+def user_home():
+    # Not under pytest's tmp_path: that is 0700 and owned by the runner.
+    home = Path(tempfile.mkdtemp(prefix="mcpjail-user-"))
+    os.chmod(home, 0o755)
+    profiles = home / "profiles"
+    profiles.mkdir()
+    (profiles / "time.toml").write_text(
+        "[server]\n"
+        f"command = {json.dumps(str(VENV_BIN / 'mcp-server-time'))}\n"
+        'args = ["--local-timezone=UTC"]\n'
+        'env = { TZ = "UTC" }\n'
+    )
+    if os.geteuid() == 0:
+        for path in [home, profiles, profiles / "time.toml"]:
+            os.chown(path, NOBODY, NOBODY)
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def as_user(argv: list[str]) -> list[str]:
+    if os.geteuid() != 0:
+        return argv
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "setpriv (util-linux) is needed to test as an ordinary user"
+    return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--", *argv]
+
+
+def test_run_as_an_ordinary_user_keeps_state_in_xdg_state_home(user_home: Path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(user_home)}
+    session = (
+        b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18",'
+        b'"capabilities":{},"clientInfo":{"name":"ordinary","version":"1"}}}\n'
+        b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n'
+        b'{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_current_time","arguments":{"timezone":"UTC"}}}\n'
+    )
+    proc = subprocess.Popen(
+        as_user([str(MCPJAIL), "run", "time", "--profiles", str(user_home / "profiles")]),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+    proc.stdin.write(session)
+    proc.stdin.flush()
+    replies = {}
+    while len(replies) < 2:
+        line = proc.stdout.readline()
+        assert line, f"mcpjail ended early: {proc.stderr.read().decode(errors='replace')}"
+        message = json.loads(line)
+        replies[message["id"]] = message
+    proc.stdin.close()
+    assert proc.wait(timeout=30) == 0
+    assert replies[1]["result"]["serverInfo"]["name"] == "mcp-time"
+    assert replies[2]["result"]["isError"] is False
+    assert "UTC" in replies[2]["result"]["content"][0]["text"]
+
+    state = user_home / ".local" / "state" / "mcpjail"
+    audit = state / "audit.jsonl"
+    assert audit.exists(), f"no audit log in {state}"
+    if os.geteuid() == 0:
+        assert audit.stat().st_uid == NOBODY
+        assert (audit.stat().st_mode & 0o777) == 0o600
+        assert (state.stat().st_mode & 0o777) == 0o700
+    records = [json.loads(l) for l in audit.read_text().splitlines()]
+    assert [r["method"] for r in records] == ["initialize", "tools/call"]
+    assert records[1]["tool"] == "get_current_time" and records[1]["outcome"] == "ok"
+    verify = subprocess.run(as_user([str(MCPJAIL), "logs", "--verify"]), env=env, capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "2 records, chain intact" in verify.stdout
