@@ -71,9 +71,9 @@ struct ClientConfig: AsyncParsableCommand {
             return Profile.prettyJSON(["servers": [name: StdioServer(type: "stdio", command: command, args: args)]]) + "\n"
         case .codex:
             return """
-                [mcp_servers.\(tomlKey(name))]
-                command = \(tomlString(command))
-                args = [\(args.map(tomlString).joined(separator: ", "))]
+                [mcp_servers.\(TOMLText.key(name))]
+                command = \(TOMLText.string(command))
+                args = [\(args.map(TOMLText.string).joined(separator: ", "))]
 
                 """
         }
@@ -94,33 +94,5 @@ struct ClientConfig: AsyncParsableCommand {
             return path
         }
         return "mcpjail"
-    }
-
-    static func tomlKey(_ key: String) -> String {
-        let bare = !key.isEmpty && key.unicodeScalars.allSatisfy {
-            $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_" || $0 == "-")
-        }
-        return bare ? key : tomlString(key)
-    }
-
-    static func tomlString(_ value: String) -> String {
-        var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    let hex = String(scalar.value, radix: 16, uppercase: true)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
     }
 }

@@ -44,21 +44,4 @@ struct mcpjail_spawn_result {
 /// (the child, if any, has been reaped).
 int mcpjail_spawn(const struct mcpjail_spawn_config *config, struct mcpjail_spawn_result *result);
 
-/// Installs an async-signal-safe handler for each signal in `signals` that writes the
-/// signal number as one byte to `write_fd` (a non-blocking self-pipe). Returns 0 or -1/errno.
-int mcpjail_install_signal_pipe(int write_fd, const int *signals, int count);
-
-/// Makes this process a child subreaper, so orphans of the server are reparented to
-/// mcpjail, which kills and reaps them at teardown.
-int mcpjail_set_child_subreaper(void);
-
-/// pipe2(fds, O_CLOEXEC): glibc's pipe2 is a GNU extension Swift's Glibc module hides.
-int mcpjail_pipe_cloexec(int fds[2]);
-
-/// mremap(address, old, new, MREMAP_MAYMOVE): a GNU extension Swift's Glibc module hides.
-void *mcpjail_mremap(void *address, size_t old_size, size_t new_size);
-
-/// prctl(PR_SET_NAME): names the calling thread (prctl is variadic, so not callable from Swift).
-int mcpjail_set_thread_name(const char *name);
-
 #endif

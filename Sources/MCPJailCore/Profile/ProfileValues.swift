@@ -146,9 +146,9 @@ enum PathSyntax {
     }
 }
 
-/// TOML spelling for the effective-policy output and key paths.
-enum TOMLText {
-    static func isBareKey(_ key: String) -> Bool {
+/// TOML spelling for the effective-policy output, key paths and client config snippets.
+public enum TOMLText {
+    public static func isBareKey(_ key: String) -> Bool {
         !key.isEmpty
             && key.unicodeScalars.allSatisfy { scalar in
                 (scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar)))
@@ -156,12 +156,12 @@ enum TOMLText {
             }
     }
 
-    static func key(_ key: String) -> String {
+    public static func key(_ key: String) -> String {
         isBareKey(key) ? key : string(key)
     }
 
     /// A basic string, escaped.
-    static func string(_ value: String) -> String {
+    public static func string(_ value: String) -> String {
         var out = "\""
         for scalar in value.unicodeScalars {
             switch scalar {
