@@ -39,3 +39,23 @@ struct HelpTests {
         #expect(help.contains("--profiles <dir>"))
     }
 }
+
+@Suite("Help text of run and the root command")
+struct RunHelpTests {
+    @Test func run() {
+        let help = MCPJail.helpMessage(for: Run.self)
+        #expect(help.contains("USAGE: mcpjail run [--profiles <dir>] <name>"))
+        #expect(help.contains("Examples:"))
+        #expect(help.contains("mcpjail run time"))
+        #expect(help.contains("allowlist"))
+    }
+
+    @Test func root() {
+        let help = MCPJail.helpMessage()
+        for command in ["run", "list", "check", "logs", "client-config"] {
+            #expect(help.contains("  \(command)"), "root help does not list \(command)")
+        }
+        #expect(help.contains("Examples:"))
+        #expect(MCPJail.configuration.version == MCPJail.version)
+    }
+}

@@ -184,6 +184,23 @@ def test_server_stderr_goes_to_the_log_file_never_to_stdout(jail: Jail, raw_rela
     assert "raw-server: started" in log and marker in log
 
 
+def test_server_stderr_log_is_size_capped(jail: Jail, raw_relay):
+    """A chatty server cannot fill the state directory: past 1 MiB the log rotates once."""
+    jail.raw_profile()
+    relay = raw_relay("raw")
+    chunk = "e" * (256 * 1024)
+    for i in range(10):  # 2.5 MiB of stderr
+        assert relay.request(i + 1, "stderr", {"text": f"{i}:{chunk}"})["result"] == {"written": True}
+    relay.close_stdin()
+    assert relay.wait() == 0
+    log = jail.state / "logs" / "raw.stderr.log"
+    rotated = jail.state / "logs" / "raw.stderr.log.1"
+    assert rotated.exists(), "the log never rotated"
+    assert log.stat().st_size <= 1024 * 1024 and rotated.stat().st_size <= 1024 * 1024
+    assert "9:" + "e" * 16 in log.read_text()  # the newest output is kept
+    assert not (jail.state / "logs" / "raw.stderr.log.2").exists()
+
+
 def test_server_environment_is_the_profiles(jail: Jail, raw_relay):
     jail.raw_profile(env={"FROM_PROFILE": "yes"})
     relay = raw_relay("raw")
