@@ -29,6 +29,10 @@ final class LineReader {
     private var searched = 0
     /// Bytes of an oversize line dropped so far, or nil when not inside one.
     private var discarding: Int? = nil
+    /// The first bytes of the line being discarded, so the relay can still find its id.
+    private var oversizePrefix: [UInt8] = []
+    /// How much of an oversize line is kept for ``oversizePrefix``.
+    static let prefixKept = 64 * 1024
 
     init(fd: Int32, maxLine: Int) {
         self.fd = fd
@@ -40,12 +44,13 @@ final class LineReader {
     deinit { munmap(storage, capacity) }
 
     /// Reads once (blocking) and processes every complete line. `onLine` gets each line
-    /// without its newline; `onOversize` gets the size of a dropped line; `flush` gets runs
+    /// without its newline; `onOversize` gets the size of a dropped line and its first
+    /// bytes (up to ``prefixKept``); `flush` gets runs
     /// of forwarded bytes, newlines included. Returns false at end of input, after
     /// handing a final unterminated line to `onLine`.
     func readAndProcess(
         onLine: (UnsafeRawBufferPointer) -> Disposition,
-        onOversize: (Int) -> Void,
+        onOversize: (Int, UnsafeRawBufferPointer) -> Void,
         flush: (UnsafeRawBufferPointer) throws(SystemCallError) -> Void
     ) throws(SystemCallError) -> Bool {
         makeRoom()
@@ -53,7 +58,7 @@ final class LineReader {
         if got == 0 {
             if let dropped = discarding {
                 discarding = nil
-                onOversize(dropped + (end - start))
+                reportOversize(dropped + (end - start), onOversize)
             } else if end > start {
                 let line = UnsafeRawBufferPointer(start: storage + start, count: end - start)
                 if onLine(line) == .forward {
@@ -77,12 +82,12 @@ final class LineReader {
             defer { lineStart = newline + 1 }
             if let dropped = discarding {
                 discarding = nil
-                onOversize(dropped + (lineEnd - lineStart))
+                reportOversize(dropped + (lineEnd - lineStart), onOversize)
                 try flushRun(&runStart, &runEnd, next: newline + 1, flush)
                 continue
             }
             if lineEnd - lineStart > maxLine {  // arrived whole in one read, still too long
-                onOversize(lineEnd - lineStart)
+                onOversize(lineEnd - lineStart, UnsafeRawBufferPointer(start: storage + lineStart, count: min(lineEnd - lineStart, Self.prefixKept)))
                 try flushRun(&runStart, &runEnd, next: newline + 1, flush)
                 continue
             }
@@ -106,12 +111,22 @@ final class LineReader {
             end = 0
             searched = 0
         } else if partial > maxLine {
+            keepPrefix()
             discarding = partial
             start = 0
             end = 0
             searched = 0
         }
         return true
+    }
+
+    private func keepPrefix() {
+        oversizePrefix = Array(UnsafeRawBufferPointer(start: storage + start, count: min(end - start, Self.prefixKept)))
+    }
+
+    private func reportOversize(_ size: Int, _ onOversize: (Int, UnsafeRawBufferPointer) -> Void) {
+        oversizePrefix.withUnsafeBytes { onOversize(size, $0) }
+        oversizePrefix = []
     }
 
     private func findNewline() -> Int? {
@@ -156,6 +171,7 @@ final class LineReader {
             resize(to: min(max(capacity * 2, end + Self.minimumRead), maxLine + 2 * Self.minimumRead))
         }
         if capacity == end {  // could not grow: handle the partial line as oversize
+            if discarding == nil { keepPrefix() }
             discarding = (discarding ?? 0) + (end - start)
             start = 0
             end = 0

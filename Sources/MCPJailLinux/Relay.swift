@@ -58,7 +58,7 @@ public final class Relay: @unchecked Sendable {
         do {
             while try reader.readAndProcess(
                 onLine: { line in self.handleClientLine(line) },
-                onOversize: { size in self.refuseOversize(size) },
+                onOversize: { size, prefix in self.refuseOversize(size, prefix: prefix) },
                 flush: { (bytes) throws(SystemCallError) in self.serverInput.write(bytes) })
             {}
         } catch {
@@ -144,13 +144,26 @@ public final class Relay: @unchecked Sendable {
             errorType: error.kind.rawValue, finished: monotonicNanoseconds(), bytesOut: reply.count))
     }
 
-    private func refuseOversize(_ size: Int) {
+    /// Answers a client line over the limit, with its id when the first bytes name one.
+    private func refuseOversize(_ size: Int, prefix: UnsafeRawBufferPointer) {
         let limit = context.profile.limits.maxMessageBytes
-        refuseFrame(
-            UnsafeRawBufferPointer(start: nil, count: 0), code: JSONRPCErrorCode.invalidRequest,
-            SafeError(.messageTooLarge, "message of \(size) bytes exceeds the limit of \(limit) bytes", retryable: false),
-            id: nil, arrived: monotonicNanoseconds())
+        let error = SafeError(.messageTooLarge, "message of \(size) bytes exceeds the limit of \(limit) bytes", retryable: false)
+        let (id, method) = Self.identify(prefix)
+        let reply = Replies.error(id: id, code: JSONRPCErrorCode.invalidRequest, error)
+        sendToClient(reply)
+        let call = PendingCall(id: id, method: method ?? "-", tool: nil, arguments: .none, arrived: monotonicNanoseconds(), time: wallClockSeconds(), bytesIn: size + 1)
+        audit.enqueue(call.completed(
+            outcome: .protocolError, decision: .deny, decidedBy: "framing", errorCode: JSONRPCErrorCode.invalidRequest,
+            errorType: error.kind.rawValue, finished: monotonicNanoseconds(), bytesOut: reply.count))
         logger.warning("refused a client message of \(size) bytes (limit \(limit))")
+    }
+
+    /// The id and method in the first bytes of a message too long to scan whole.
+    private static func identify(_ prefix: UnsafeRawBufferPointer) -> (RequestID?, String?) {
+        let start = JSONScanner.scanPrefix(prefix)
+        var id: RequestID? = nil
+        if let member = start.member("id"), case .valid(let parsed) = RequestID.from(member, in: prefix) { id = parsed }
+        return (id, start.member("method").flatMap { start.string($0, in: prefix) })
     }
 
     // MARK: server → client
@@ -165,9 +178,7 @@ public final class Relay: @unchecked Sendable {
             while more {
                 more = try reader.readAndProcess(
                     onLine: { line in self.handleServerLine(line, answered: &answered) },
-                    onOversize: { size in
-                        self.logger.warning("dropped a server message of \(size) bytes (limit \(self.context.profile.limits.maxMessageBytes))")
-                    },
+                    onOversize: { size, prefix in self.dropOversizeFromServer(size, prefix: prefix, answered: &answered) },
                     flush: { (bytes) throws(SystemCallError) in self.sendToClient(bytes) })
                 // Audit after the responses are on their way, off the latency path.
                 for record in answered { audit.enqueue(record) }
@@ -212,6 +223,22 @@ public final class Relay: @unchecked Sendable {
                 finished: monotonicNanoseconds(), bytesOut: line.count + 1))
             return .forward
         }
+    }
+
+    /// A server line over the limit never reaches the client; the request it answers (if
+    /// its first bytes say which) gets a `message_too_large` error instead of waiting forever.
+    private func dropOversizeFromServer(_ size: Int, prefix: UnsafeRawBufferPointer, answered: inout [AuditEntry]) {
+        let limit = context.profile.limits.maxMessageBytes
+        logger.warning("dropped a server message of \(size) bytes (limit \(limit))")
+        guard case (let id?, nil) = Self.identify(prefix), let call = pending.withLock({ $0.removeValue(forKey: id) }) else { return }
+        let error = SafeError(.messageTooLarge, "the server's reply of \(size) bytes exceeds the limit of \(limit) bytes", retryable: false)
+        let isToolCall = call.method == "tools/call"
+        let reply = isToolCall ? Replies.toolError(id: id, error) : Replies.error(id: id, code: JSONRPCErrorCode.messageTooLarge, error)
+        sendToClient(reply)
+        answered.append(call.completed(
+            outcome: isToolCall ? .toolError : .protocolError, decision: .allow, decidedBy: nil,
+            errorCode: isToolCall ? nil : JSONRPCErrorCode.messageTooLarge, errorType: error.kind.rawValue,
+            finished: monotonicNanoseconds(), bytesOut: reply.count))
     }
 
     // MARK: session end

@@ -126,3 +126,22 @@ private func classify(_ text: String) throws -> JSONRPCMessageKind {
         #expect(try Set([id(#""\u0041""#)]).contains(id(#""A""#)))
     }
 }
+
+@Suite struct ScanPrefixTests {
+    private func prefix(_ text: String) -> [String] {
+        var bytes = Array(text.utf8)
+        return bytes.withUnsafeMutableBytes { JSONScanner.scanPrefix(UnsafeRawBufferPointer($0)).members.map(\.key) }
+    }
+
+    @Test func findsTheMembersCompleteBeforeTheCut() {
+        #expect(prefix(#"{"jsonrpc":"2.0","id":7,"method":"x","params":{"pad":"xxxxx"#) == ["jsonrpc", "id", "method"])
+        #expect(prefix(#"{"jsonrpc":"2.0","id":"a\u00"#) == ["jsonrpc"])
+        #expect(prefix(#"{"id":1"#) == [])  // the number may go on
+        #expect(prefix(#"{"id":1,"#) == ["id"])
+    }
+
+    @Test func givesNothingForWhatIsNotTheStartOfAnObject() {
+        #expect(prefix(#"[{"id":1},"#) == [])
+        #expect(prefix(#"{"id":1,,"method":"x","params":{"pad":"xxxxxxxxxxxxxxxxxxxxxx"#) == [])
+    }
+}

@@ -6,7 +6,7 @@ import Testing
 private func run(
     _ input: [UInt8], chunk: Int = 1 << 16, maxLine: Int = 1 << 20,
     decide: (String) -> LineReader.Disposition = { _ in .forward }
-) throws -> (lines: [String], oversize: [Int], forwarded: [UInt8], flushes: Int) {
+) throws -> (lines: [String], oversize: [Int], forwarded: [UInt8], flushes: Int, prefixes: [[UInt8]]) {
     let (readFD, writeFD) = try FD.pipe()
     defer { FD.close(readFD) }
     // A writer thread, so inputs larger than the pipe buffer do not block the test.
@@ -25,19 +25,23 @@ private func run(
     var oversize: [Int] = []
     var forwarded: [UInt8] = []
     var flushes = 0
+    var prefixes: [[UInt8]] = []
     while try reader.readAndProcess(
         onLine: { line in
             let text = String(decoding: line, as: UTF8.self)
             lines.append(text)
             return decide(text)
         },
-        onOversize: { oversize.append($0) },
+        onOversize: { size, prefix in
+            oversize.append(size)
+            prefixes.append(Array(prefix))
+        },
         flush: { bytes in
             forwarded.append(contentsOf: bytes)
             flushes += 1
         })
     {}
-    return (lines, oversize, forwarded, flushes)
+    return (lines, oversize, forwarded, flushes, prefixes)
 }
 
 import Foundation
@@ -76,6 +80,8 @@ import Foundation
         #expect(result.lines == ["ok1", "ok2"])
         #expect(result.oversize == [3000])
         #expect(String(decoding: result.forwarded, as: UTF8.self) == "ok1\nok2\n")
+        // The start of the dropped line is kept, so its id can still be answered.
+        #expect(result.prefixes.count == 1 && result.prefixes[0].count >= 1000 && result.prefixes[0].allSatisfy { $0 == UInt8(ascii: "x") })
     }
 
     @Test func refusesAnOversizeLineThatArrivesInOneRead() throws {

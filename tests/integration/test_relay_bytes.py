@@ -129,12 +129,45 @@ def test_oversize_line_is_refused_and_relay_carries_on(jail: Jail, raw_relay):
     writer = threading.Thread(target=relay.send, args=(line,), daemon=True)
     writer.start()
     reply = relay.recv(timeout=60)
-    assert reply["id"] is None
+    # The id comes before the bulk, so the refusal answers that request.
+    assert reply["id"] == 7
     assert_structured_error(reply["error"], -32600, "message_too_large")
     writer.join(timeout=60)
     assert not writer.is_alive()
     assert relay.request(8, "after_big_line")["id"] == 8
     assert b"too_big" not in jail.received()
+    relay.close_stdin()
+    relay.wait()
+    refused = [r for r in jail.assert_audit_intact() if r.get("error_type") == "message_too_large"]
+    assert len(refused) == 1 and refused[0]["method"] == "too_big" and refused[0]["request_id"] in ("7", 7)
+
+
+def test_oversize_line_without_a_leading_id_is_refused_with_a_null_id(jail: Jail, raw_relay):
+    jail.raw_profile(max_message="1M")
+    relay = raw_relay("raw")
+    line = b'{"params":{"pad":"' + b"x" * (2 * MIB) + b'"},"jsonrpc":"2.0","id":9,"method":"late_id"}\n'
+    relay.send(line)
+    reply = relay.recv(timeout=60)
+    assert reply["id"] is None
+    assert_structured_error(reply["error"], -32600, "message_too_large")
+    assert relay.request(10, "after")["id"] == 10
+
+
+def test_oversize_reply_from_the_server_fails_that_request(jail: Jail, raw_relay):
+    """A server reply over the limit never reaches the client, and the call does not hang."""
+    jail.raw_profile(max_message="1M")
+    relay = raw_relay("raw")
+    reply = relay.request(3, "tools/call", {"name": "big", "arguments": {"bytes": 2 * MIB}})
+    assert reply["id"] == 3
+    result = reply["result"]
+    assert result["isError"] is True
+    error = result["structuredContent"]["error"]
+    assert error["type"] == "message_too_large" and error["retryable"] is False
+    reply = relay.request(4, "big", {"bytes": 2 * MIB})
+    assert reply["id"] == 4
+    assert_structured_error(reply["error"], -32001, "message_too_large")
+    small = relay.request(6, "big", {"bytes": 1000})
+    assert small["id"] == 6 and "result" in small
 
 
 def test_oversize_line_is_not_read_into_memory(jail: Jail, raw_relay):

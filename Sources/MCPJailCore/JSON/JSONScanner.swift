@@ -15,6 +15,27 @@ public enum JSONScanner {
         return try scanner.scanDocument()
     }
 
+    /// The top-level members that are complete within `prefix`, the first bytes of a
+    /// message too long to hold whole: enough to find the `id` of an oversize request or
+    /// response when it comes before the bulk, as the SDKs write it. Empty when the prefix is
+    /// not the start of an object or is invalid before it runs out.
+    public static func scanPrefix(_ prefix: UnsafeRawBufferPointer) -> ScannedMessage {
+        var scanner = Scanner(bytes: prefix)
+        var message = ScannedMessage(kind: .object, span: ByteSpan(start: 0, end: prefix.count))
+        scanner.skipWhitespace()
+        guard scanner.index < prefix.count, prefix[scanner.index] == UInt8(ascii: "{") else { return message }
+        do {
+            _ = try scanner.scanValue(depth: 0, recordInto: .topLevel)
+        } catch {
+            // Only running out of input is expected; a real syntax error makes the prefix
+            // worthless (a cut escape or UTF-8 sequence fails a few bytes before the end).
+            if error.offset < prefix.count - 8 { return message }
+        }
+        // A value that ends exactly at the cut may go on (a number: `1` of `12`): drop it.
+        message.members = scanner.members.filter { $0.value.end < prefix.count }
+        return message
+    }
+
     /// Deeper nesting than this is refused, so a hostile line cannot exhaust the stack.
     public static let maxDepth = 512
 }
