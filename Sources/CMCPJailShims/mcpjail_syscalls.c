@@ -2,7 +2,10 @@
 #define _GNU_SOURCE
 #include "mcpjail_syscalls.h"
 
+#include <elf.h>
 #include <errno.h>
+#include <link.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -47,4 +50,30 @@ void *mcpjail_mremap(void *address, size_t old_size, size_t new_size) {
 
 int mcpjail_set_thread_name(const char *name) {
     return prctl(PR_SET_NAME, name, 0, 0, 0);
+}
+
+static int release_segments(struct dl_phdr_info *info, size_t size, void *data) {
+    (void)size;
+    long *released = data;
+    // The program and its shared libraries; the vDSO is the kernel's and stays as it is.
+    if (info->dlpi_name != NULL && strstr(info->dlpi_name, "vdso") != NULL) return 0;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *segment = &info->dlpi_phdr[i];
+        if (segment->p_type != PT_LOAD || (segment->p_flags & PF_W)) continue;
+        // Whole pages inside the segment only: a page shared with a writable one is kept.
+        uintptr_t start = (info->dlpi_addr + segment->p_vaddr + page - 1) & ~(page - 1);
+        uintptr_t end = (info->dlpi_addr + segment->p_vaddr + segment->p_filesz) & ~(page - 1);
+        if (end <= start) continue;
+        // MADV_RANDOM first: no fault-around, so what faults back in is what is used.
+        (void)madvise((void *)start, end - start, MADV_RANDOM);
+        if (madvise((void *)start, end - start, MADV_DONTNEED) == 0) *released += (long)(end - start);
+    }
+    return 0;
+}
+
+long mcpjail_release_startup_pages(void) {
+    long released = 0;
+    dl_iterate_phdr(release_segments, &released);
+    return released;
 }

@@ -68,6 +68,8 @@ public final class Session {
             logger: logger, clientInput: clientInput, clientOutput: clientOutput,
             serverInput: stdinPipe.write, serverOutput: stdoutPipe.read)
         let outputClosed = Latch()
+        // Start-up is over: let the code only it needed leave the resident set.
+        _ = mcpjail_release_startup_pages()
         startThread("mcpjail-from-client") { relay.runClientToServer() }
         startThread("mcpjail-to-client") {
             relay.runServerToClient()

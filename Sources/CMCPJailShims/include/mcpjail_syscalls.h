@@ -24,4 +24,12 @@ void *mcpjail_mremap(void *address, size_t old_size, size_t new_size);
 /// prctl(PR_SET_NAME): names the calling thread (prctl is variadic, so not callable from Swift).
 int mcpjail_set_thread_name(const char *name);
 
+/// madvise(MADV_DONTNEED) on the read-only segments (code, constants) of the program and its
+/// shared libraries: drops
+/// from this process's resident set the pages only start-up needed (argument parsing, TOML,
+/// profile validation); what the relay touches later faults back in from the page cache.
+/// Writable segments are never touched (DONTNEED would discard their contents).
+/// Returns the number of bytes advised.
+long mcpjail_release_startup_pages(void);
+
 #endif
