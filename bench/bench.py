@@ -6,7 +6,7 @@
   mcpjail  `mcpjail run echo` (release build, .build/release/mcpjail) with a temp profile
 
 and measured for: launch-to-initialize time, per-call latency p50/p99 at 1 in flight,
-throughput at 64 in flight, with 100 B and 64 KiB payloads; then mcpjail's peak RSS (VmHWM)
+throughput at 64 in flight, with 100 B and 64 KiB payloads; then mcpjail's resident memory (VmRSS, and VmHWM)
 with an 8 MiB message in flight. Every figure is the median over ROUNDS rounds, the three
 ways interleaved within each round so that machine noise hits them alike.
 
@@ -160,30 +160,48 @@ def throughput(argv, env, payload: str, calls: int, in_flight: int = 64) -> floa
 
 
 def vm_hwm_kib(pid: int) -> int:
+    return status_kib(pid, "VmHWM")
+
+
+def status_kib(pid: int, field: str) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1])
-    raise RuntimeError("no VmHWM")
+    raise RuntimeError(f"no {field}")
 
 
-def peak_rss_with_big_message(argv, env) -> tuple[float, float]:
-    """mcpjail's VmHWM (MiB) after warm-up, and after an 8 MiB request and its 8 MiB reply."""
+def peak_rss_with_big_message(argv, env) -> tuple[float, float, float, float]:
+    """mcpjail's memory in MiB: resident after warm-up; the most resident seen (VmRSS sampled
+    every millisecond) while an 8 MiB request and its 8 MiB reply are in flight; and VmHWM,
+    the lifetime peak (start-up included), before and after."""
     session = Session(argv, env)
     session.initialize()
     session.write(session.call_bytes("x" * 100))
     session.readline()
-    before = vm_hwm_kib(session.proc.pid)
+    pid = session.proc.pid
+    idle = status_kib(pid, "VmRSS")
+    hwm_before = vm_hwm_kib(pid)
     payload = "x" * (8 * MIB)
     data = session.call_bytes(payload)
     reader_line: list[bytes] = []
     reader = threading.Thread(target=lambda: reader_line.append(session.readline()), daemon=True)
+    in_flight_max = [idle]
+
+    def sample() -> None:
+        while reader.is_alive():
+            in_flight_max[0] = max(in_flight_max[0], status_kib(pid, "VmRSS"))
+            time.sleep(0.001)
+
     reader.start()
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     session.write(data)
     reader.join(timeout=60)
+    sampler.join(timeout=5)
     check_reply(reader_line[0], len(payload))
-    after = vm_hwm_kib(session.proc.pid)
+    hwm_after = vm_hwm_kib(pid)
     session.close()
-    return before / 1024, after / 1024
+    return idle / 1024, in_flight_max[0] / 1024, hwm_before / 1024, hwm_after / 1024
 
 
 def fmt_time(seconds: float) -> str:
@@ -243,7 +261,7 @@ def main() -> int:
                 add(f"throughput @64, {label}", way, throughput(argv, env, payload, n_thr[label]))
         print(f"bench: round {r + 1}/{opts.rounds} done ({time.perf_counter() - started:.0f} s)", flush=True)
 
-    hwm_before, hwm_after = peak_rss_with_big_message(ways["mcpjail"], env)
+    rss_idle, rss_in_flight, hwm_before, hwm_after = peak_rss_with_big_message(ways["mcpjail"], env)
 
     metrics = list(dict.fromkeys(m for m, _ in results))
     rows = []
@@ -270,7 +288,11 @@ def main() -> int:
     for row in rows:
         print("| " + " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))) + " |")
     print()
-    print(f"mcpjail peak RSS (VmHWM): {hwm_before:.1f} MiB after warm-up, {hwm_after:.1f} MiB with an 8 MiB request and its 8 MiB reply in flight (target < 20 MiB)")
+    print(
+        f"mcpjail resident memory (VmRSS): {rss_idle:.1f} MiB after warm-up, at most {rss_in_flight:.1f} MiB while an "
+        f"8 MiB request and its 8 MiB reply are in flight (target < 20 MiB); lifetime peak (VmHWM, start-up "
+        f"included): {hwm_before:.1f} MiB before, {hwm_after:.1f} MiB after"
+    )
     print("latency and launch: lower is better (ratio <= 1.0 means mcpjail costs no more); throughput: higher is better (ratio >= 1.0)")
     cpu = os.cpu_count()
     print(f"machine: {cpu} CPUs, {os.uname().release}; mcpjail: {MCPJAIL.relative_to(ROOT)}; calls per latency run {n_lat}, per throughput run {n_thr}")

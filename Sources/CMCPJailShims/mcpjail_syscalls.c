@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static int signal_pipe_fd = -1;
@@ -76,4 +77,8 @@ long mcpjail_release_startup_pages(void) {
     long released = 0;
     dl_iterate_phdr(release_segments, &released);
     return released;
+}
+
+int mcpjail_lower_thread_priority(int nice) {
+    return setpriority(PRIO_PROCESS, (id_t)gettid(), nice);
 }

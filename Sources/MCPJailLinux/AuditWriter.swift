@@ -5,6 +5,13 @@ import MCPJailCore
 struct AuditEntry: Sendable {
     var record: AuditRecord
     var arguments: PendingCall.Arguments
+
+    /// Replaces a copy of the arguments by their canonical digest.
+    mutating func digestArguments() {
+        if case .bytes(let bytes) = arguments {
+            arguments = .digest(try? CanonicalDigest.sha256Hex(ofValidatedJSON: bytes))
+        }
+    }
 }
 
 /// Writes audit records on a thread of its own, so that hashing arguments and appending
@@ -32,7 +39,16 @@ public final class AuditWriter: @unchecked Sendable {
         self.log = log
         self.context = context
         self.logger = logger
-        Threads.start("mcpjail-audit") { [self] in run() }
+        Threads.start("mcpjail-audit", background: true) { [self] in run() }
+    }
+
+    func enqueue(contentsOf entries: [AuditEntry]) {
+        guard !entries.isEmpty else { return }
+        condition.lock()
+        let wasEmpty = queue.isEmpty
+        queue.append(contentsOf: entries)
+        if wasEmpty || queue.count >= Self.batchSize { condition.signal() }
+        condition.unlock()
     }
 
     func enqueue(_ entry: AuditEntry) {
@@ -82,15 +98,13 @@ public final class AuditWriter: @unchecked Sendable {
     /// Completes and appends `batch`; returns how many records were lost.
     private func write(_ batch: [AuditEntry]) -> Int {
         let records = batch.map { entry in
+            var entry = entry
+            entry.digestArguments()  // refusals arrive undigested
             var record = entry.record
             record.server = context.profile.name
             record.profileDigest = context.profile.digest
             record.session = context.sessionID
-            switch entry.arguments {
-            case .none: break
-            case .bytes(let bytes): record.argumentsDigest = try? CanonicalDigest.sha256Hex(ofValidatedJSON: bytes)
-            case .digest(let digest): record.argumentsDigest = digest
-            }
+            if case .digest(let digest) = entry.arguments { record.argumentsDigest = digest }
             return record
         }
         do {

@@ -180,8 +180,11 @@ public final class Relay: @unchecked Sendable {
                     onLine: { line in self.handleServerLine(line, answered: &answered) },
                     onOversize: { size, prefix in self.dropOversizeFromServer(size, prefix: prefix, answered: &answered) },
                     flush: { (bytes) throws(SystemCallError) in self.sendToClient(bytes) })
-                // Audit after the responses are on their way, off the latency path.
-                for record in answered { audit.enqueue(record) }
+                // After the responses are on their way, off the latency path: digest the
+                // arguments here, spread over the calls while the client reads its answer,
+                // rather than in bursts on the audit thread.
+                for index in answered.indices { answered[index].digestArguments() }
+                audit.enqueue(contentsOf: answered)
                 answered.removeAll(keepingCapacity: true)
             }
         } catch {

@@ -24,7 +24,7 @@ public final class StderrLog: @unchecked Sendable {
 
     /// Starts copying on a thread of its own until the server's stderr closes.
     public func start() {
-        Threads.start("mcpjail-stderr") { [self] in
+        Threads.start("mcpjail-stderr", background: true) { [self] in
             var buffer = [UInt8](repeating: 0, count: 64 * 1024)
             while true {
                 let got = buffer.withUnsafeMutableBytes { (try? FD.read(source, into: $0)) ?? 0 }

@@ -7,16 +7,22 @@ import Glibc
 /// large part of the relay's resident memory; the relay needs none of it.
 public enum Threads {
     /// Starts `body` on a new detached thread named `name` (shown in /proc, `top -H`).
-    public static func start(_ name: String, stackSize: Int = 1 << 20, _ body: @escaping @Sendable () -> Void) {
+    /// `background` threads (audit, logs) run at nice 10, so that on a busy machine the
+    /// relay threads preempt them and their bursts of work do not become the relay's latency.
+    public static func start(
+        _ name: String, stackSize: Int = 1 << 20, background: Bool = false, _ body: @escaping @Sendable () -> Void
+    ) {
         final class Box: @unchecked Sendable {
             let name: String
+            let background: Bool
             let body: @Sendable () -> Void
-            init(_ name: String, _ body: @escaping @Sendable () -> Void) {
+            init(_ name: String, _ background: Bool, _ body: @escaping @Sendable () -> Void) {
                 self.name = name
+                self.background = background
                 self.body = body
             }
         }
-        let box = Unmanaged.passRetained(Box(name, body)).toOpaque()
+        let box = Unmanaged.passRetained(Box(name, background, body)).toOpaque()
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }
@@ -26,6 +32,7 @@ public enum Threads {
         let status = pthread_create(&thread, &attributes, { raw in
             let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
             _ = mcpjail_set_thread_name(String(box.name.prefix(15)))
+            if box.background { _ = mcpjail_lower_thread_priority(10) }
             box.body()
             return nil
         }, box)

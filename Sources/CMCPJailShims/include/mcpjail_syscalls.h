@@ -24,6 +24,10 @@ void *mcpjail_mremap(void *address, size_t old_size, size_t new_size);
 /// prctl(PR_SET_NAME): names the calling thread (prctl is variadic, so not callable from Swift).
 int mcpjail_set_thread_name(const char *name);
 
+/// setpriority(PRIO_PROCESS, gettid(), nice): lowers the calling thread only (Linux
+/// threads have their own nice value).
+int mcpjail_lower_thread_priority(int nice);
+
 /// madvise(MADV_DONTNEED) on the read-only segments (code, constants) of the program and its
 /// shared libraries: drops
 /// from this process's resident set the pages only start-up needed (argument parsing, TOML,
