@@ -24,6 +24,9 @@ let package = Package(
     targets: [
         // C only where Swift cannot go: the steps between fork and exec.
         .target(name: "CMCPJailShims"),
+        // System libraries (make deps installs their -dev packages).
+        .systemLibrary(name: "CLibSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
+        .systemLibrary(name: "CLibCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
         // Profiles, JSON-RPC framing, relay decisions, audit model. No privileges needed to test.
         .target(
             name: "MCPJailCore",
@@ -37,7 +40,7 @@ let package = Package(
         .target(
             name: "MCPJailLinux",
             dependencies: [
-                "MCPJailCore", "CMCPJailShims",
+                "MCPJailCore", "CMCPJailShims", "CLibSeccomp", "CLibCap",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -15,13 +15,15 @@ public struct Profile: Sendable, Equatable {
     public var server: Server
     public var filesystem: Filesystem
     public var limits: Limits
+    /// `[seccomp]`: adjustments to the default syscall filter (containment issue).
+    public var seccomp: Seccomp
     /// `[tools.NAME]` tables, by tool name. Per-tool keys arrive with the policy issues.
     public var tools: [String: ToolPolicy]
 
     public init(
         name: String, path: String, digest: String, description: String = "",
         server: Server, filesystem: Filesystem = Filesystem(), limits: Limits = Limits(),
-        tools: [String: ToolPolicy] = [:]
+        seccomp: Seccomp = Seccomp(), tools: [String: ToolPolicy] = [:]
     ) {
         self.name = name
         self.path = path
@@ -30,6 +32,7 @@ public struct Profile: Sendable, Equatable {
         self.server = server
         self.filesystem = filesystem
         self.limits = limits
+        self.seccomp = seccomp
         self.tools = tools
     }
 
@@ -86,6 +89,18 @@ public struct Profile: Sendable, Equatable {
 
         public init(maxMessageBytes: Int = Limits.defaultMaxMessageBytes) {
             self.maxMessageBytes = maxMessageBytes
+        }
+    }
+
+    /// `[seccomp]`: syscalls to take out of (`allow`) or add to (`deny`) the default deny
+    /// list. Names are checked against ``SyscallNames``.
+    public struct Seccomp: Sendable, Equatable {
+        public var allow: [String]
+        public var deny: [String]
+
+        public init(allow: [String] = [], deny: [String] = []) {
+            self.allow = allow
+            self.deny = deny
         }
     }
 

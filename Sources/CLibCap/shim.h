@@ -1,0 +1,2 @@
+// libcap (Debian: libcap-dev), for reading and naming capabilities.
+#include <sys/capability.h>

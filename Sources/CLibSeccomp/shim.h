@@ -1,0 +1,2 @@
+// libseccomp (Debian: libseccomp-dev), for compiling the jail's syscall filter.
+#include <seccomp.h>
