@@ -5,6 +5,9 @@
 #include "mcpjail_spawn.h"
 
 #include <errno.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -48,6 +51,20 @@ static int cloexec_from_3(void) {
     return 0;
 }
 
+/// Drops every capability: the bounding set (EPERM where this process may not change it,
+/// that is where it holds none to drop), the ambient set, and the effective, permitted
+/// and inheritable sets.
+static int drop_capabilities(void) {
+    for (int cap = 0; cap <= 63; cap++) {
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL && errno != EPERM) return -1;
+    }
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) return -1;
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof(data));
+    return (int)syscall(SYS_capset, &header, data);
+}
+
 static void child(const struct mcpjail_spawn_config *config, int error_fd, pid_t parent) {
     if (setsid() < 0) report_and_exit(error_fd, MCPJAIL_STAGE_SETSID);
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) report_and_exit(error_fd, MCPJAIL_STAGE_PDEATHSIG);
@@ -65,12 +82,28 @@ static void child(const struct mcpjail_spawn_config *config, int error_fd, pid_t
     }
     if (sigprocmask(SIG_SETMASK, &empty, NULL) != 0) report_and_exit(error_fd, MCPJAIL_STAGE_SIGNALS);
 
+    // Join the session's cgroups before anything else runs here, so limits hold from the start.
+    for (int i = 0; i < config->cgroup_procs_fd_count; i++) {
+        if (write(config->cgroup_procs_fds[i], "0", 1) != 1) report_and_exit(error_fd, MCPJAIL_STAGE_CGROUP);
+    }
+    for (int i = 0; i < config->rlimit_count; i++) {
+        struct rlimit limit = { (rlim_t)config->rlimits[i].soft, (rlim_t)config->rlimits[i].hard };
+        if (setrlimit(config->rlimits[i].resource, &limit) != 0) report_and_exit(error_fd, MCPJAIL_STAGE_RLIMITS);
+    }
+
     // The parent's pipe ends are >= 3 (0-2 are the client's stdio), so dup2 cannot clobber them.
     if (install_fd(config->stdin_fd, 0) != 0 || install_fd(config->stdout_fd, 1) != 0 ||
         install_fd(config->stderr_fd, 2) != 0)
         report_and_exit(error_fd, MCPJAIL_STAGE_STDIO);
     if (cloexec_from_3() != 0) report_and_exit(error_fd, MCPJAIL_STAGE_CLOSE_FDS);
     if (chdir(config->workdir) != 0) report_and_exit(error_fd, MCPJAIL_STAGE_CHDIR);
+
+    if (drop_capabilities() != 0) report_and_exit(error_fd, MCPJAIL_STAGE_CAPABILITIES);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) report_and_exit(error_fd, MCPJAIL_STAGE_NO_NEW_PRIVS);
+    if (config->seccomp_filter != NULL) {
+        struct sock_fprog program = { config->seccomp_filter_length, (struct sock_filter *)config->seccomp_filter };
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) != 0) report_and_exit(error_fd, MCPJAIL_STAGE_SECCOMP);
+    }
 
     execve(config->path, config->argv, config->envp);
     report_and_exit(error_fd, MCPJAIL_STAGE_EXEC);

@@ -15,6 +15,22 @@ public struct ServerStdio: Sendable {
     }
 }
 
+/// What the child applies to itself between fork and exec, prepared before the fork.
+public struct ChildRestrictions: Sendable {
+    /// Open `cgroup.procs` files of the session's cgroups; the child joins each.
+    public var cgroupProcsFDs: [Int32]
+    /// (resource, soft, hard) for setrlimit.
+    public var rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)]
+    /// A compiled seccomp-BPF program, installed last; empty for none.
+    public var seccompProgram: [UInt8]
+
+    public init(cgroupProcsFDs: [Int32] = [], rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)] = [], seccompProgram: [UInt8] = []) {
+        self.cgroupProcsFDs = cgroupProcsFDs
+        self.rlimits = rlimits
+        self.seccompProgram = seccompProgram
+    }
+}
+
 /// A started server: its pid, which is also its process group and session id.
 public struct SpawnedServer: Sendable, Equatable {
     public var pid: pid_t
@@ -24,29 +40,41 @@ public struct SpawnedServer: Sendable, Equatable {
 /// The seam between the relay and how a server is started. The containment issue
 /// replaces ``DirectSpawner`` with a jail behind this same protocol.
 public protocol ServerSpawner: Sendable {
-    /// Starts the server `profile` names with `stdio` as its fds 0-2. On failure nothing
-    /// is left running, and the error says which step failed and why.
-    func spawn(_ profile: Profile, stdio: ServerStdio) throws(MCPJailError) -> SpawnedServer
+    /// Starts the server `profile` names with `stdio` as its fds 0-2 and `restrictions`
+    /// applied. On failure nothing is left running, and the error says which step failed and why.
+    func spawn(_ profile: Profile, stdio: ServerStdio, restrictions: ChildRestrictions) throws(MCPJailError) -> SpawnedServer
 }
 
-/// Starts the server as a plain child: its own session and process group, killed if
-/// mcpjail dies (PR_SET_PDEATHSIG), only fds 0-2 and the profile's environment.
-/// No namespaces yet: that is the containment issue's ``ServerSpawner``.
+/// Starts the server as a child in its own session and process group, killed if mcpjail
+/// dies (PR_SET_PDEATHSIG), with only fds 0-2, the profile's environment, no capabilities,
+/// no_new_privs and the given cgroups, rlimits and seccomp filter.
+/// No namespaces yet: that is the containment issue's jail spawner.
 public struct DirectSpawner: ServerSpawner {
     public init() {}
 
-    public func spawn(_ profile: Profile, stdio: ServerStdio) throws(MCPJailError) -> SpawnedServer {
+    public func spawn(_ profile: Profile, stdio: ServerStdio, restrictions: ChildRestrictions) throws(MCPJailError) -> SpawnedServer {
         let argv = [profile.server.command] + profile.server.args
         let envp = profile.server.env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        let rlimits = restrictions.rlimits.map { mcpjail_rlimit(resource: $0.resource, soft: $0.soft, hard: $0.hard) }
         var result = mcpjail_spawn_result()
         let status: Int32 = CStringArray(argv).withPointers { argvPointers in
             CStringArray(envp).withPointers { envPointers in
                 profile.server.command.withCString { path in
                     profile.server.workdir.withCString { workdir in
-                        var config = mcpjail_spawn_config(
-                            path: path, argv: argvPointers, envp: envPointers, workdir: workdir,
-                            stdin_fd: stdio.stdin, stdout_fd: stdio.stdout, stderr_fd: stdio.stderr)
-                        return mcpjail_spawn(&config, &result)
+                        restrictions.cgroupProcsFDs.withUnsafeBufferPointer { cgroupFDs in
+                            rlimits.withUnsafeBufferPointer { limits in
+                                restrictions.seccompProgram.withUnsafeBytes { filter in
+                                    var config = mcpjail_spawn_config(
+                                        path: path, argv: argvPointers, envp: envPointers, workdir: workdir,
+                                        stdin_fd: stdio.stdin, stdout_fd: stdio.stdout, stderr_fd: stdio.stderr,
+                                        cgroup_procs_fds: cgroupFDs.baseAddress, cgroup_procs_fd_count: Int32(cgroupFDs.count),
+                                        rlimits: limits.baseAddress, rlimit_count: Int32(limits.count),
+                                        seccomp_filter: filter.isEmpty ? nil : filter.baseAddress,
+                                        seccomp_filter_length: UInt16(filter.count / 8))
+                                    return mcpjail_spawn(&config, &result)
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -73,6 +101,11 @@ public struct SpawnFailure: Sendable, Equatable {
         case Int(MCPJAIL_STAGE_CHDIR.rawValue): "chdir"
         case Int(MCPJAIL_STAGE_EXEC.rawValue): "exec"
         case Int(MCPJAIL_STAGE_FORK.rawValue): "fork"
+        case Int(MCPJAIL_STAGE_CGROUP.rawValue): "joining the cgroup"
+        case Int(MCPJAIL_STAGE_RLIMITS.rawValue): "rlimits"
+        case Int(MCPJAIL_STAGE_CAPABILITIES.rawValue): "dropping capabilities"
+        case Int(MCPJAIL_STAGE_NO_NEW_PRIVS.rawValue): "no_new_privs"
+        case Int(MCPJAIL_STAGE_SECCOMP.rawValue): "seccomp"
         default: "stage \(stage)"
         }
     }
@@ -89,7 +122,7 @@ public struct SpawnFailure: Sendable, Equatable {
             hint = "server.workdir \(workdir) must be an existing directory"
         default: break
         }
-        return MCPJailError(.spawnFailed, "server start failed at \(stageName): \(reason)", hint: hint)
+        return MCPJailError(.spawnFailed, "jail setup failed at \(stageName): \(reason)", hint: hint)
     }
 }
 

@@ -52,7 +52,9 @@ public final class Session {
         signal(SIGPIPE, SIG_IGN)
         _ = mcpjail_set_child_subreaper()
 
-        let server = try spawner.spawn(profile, stdio: ServerStdio(stdin: stdinPipe.read, stdout: stdoutPipe.write, stderr: stderrPipe.write))
+        let server = try spawner.spawn(
+            profile, stdio: ServerStdio(stdin: stdinPipe.read, stdout: stdoutPipe.write, stderr: stderrPipe.write),
+            restrictions: ChildRestrictions())
         FD.close(stdinPipe.read)
         FD.close(stdoutPipe.write)
         FD.close(stderrPipe.write)

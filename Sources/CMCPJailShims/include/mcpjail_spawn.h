@@ -16,6 +16,18 @@ enum mcpjail_spawn_stage {
     MCPJAIL_STAGE_CHDIR = 6,
     MCPJAIL_STAGE_EXEC = 7,
     MCPJAIL_STAGE_FORK = 8,
+    MCPJAIL_STAGE_CGROUP = 9,
+    MCPJAIL_STAGE_RLIMITS = 10,
+    MCPJAIL_STAGE_CAPABILITIES = 11,
+    MCPJAIL_STAGE_NO_NEW_PRIVS = 12,
+    MCPJAIL_STAGE_SECCOMP = 13,
+};
+
+/// One resource limit for setrlimit in the child.
+struct mcpjail_rlimit {
+    int resource;
+    unsigned long long soft;
+    unsigned long long hard;
 };
 
 /// Everything the child needs, prepared by the Swift parent before the fork: the child
@@ -28,6 +40,14 @@ struct mcpjail_spawn_config {
     int stdin_fd;              ///< becomes fd 0
     int stdout_fd;             ///< becomes fd 1
     int stderr_fd;             ///< becomes fd 2
+    const int *cgroup_procs_fds;   ///< open cgroup.procs files: the child writes "0" to join each
+    int cgroup_procs_fd_count;
+    const struct mcpjail_rlimit *rlimits;
+    int rlimit_count;
+    /// A compiled seccomp-BPF program (struct sock_filter array), installed last before
+    /// exec after no_new_privs; NULL for none.
+    const void *seccomp_filter;
+    unsigned short seccomp_filter_length;  ///< in instructions
 };
 
 /// The outcome of a spawn: the child's pid, or the stage and errno that failed.
@@ -39,7 +59,9 @@ struct mcpjail_spawn_result {
 
 /// Forks and execs `config->path` in a new session (so its whole process group can be
 /// signalled), with PR_SET_PDEATHSIG(SIGKILL), default signal dispositions, an empty
-/// signal mask, only fds 0-2 open, and `config->workdir` as its directory.
+/// signal mask, in the given cgroups, with the given rlimits, only fds 0-2 open,
+/// `config->workdir` as its directory, every capability dropped (bounding and ambient
+/// sets included), no_new_privs, and the seccomp filter installed last.
 /// Returns 0 with result->pid set once exec has succeeded, or -1 with stage/error set
 /// (the child, if any, has been reaped).
 int mcpjail_spawn(const struct mcpjail_spawn_config *config, struct mcpjail_spawn_result *result);

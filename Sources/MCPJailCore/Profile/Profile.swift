@@ -75,11 +75,37 @@ public struct Profile: Sendable, Equatable {
         }
     }
 
-    /// `[limits]`: resource caps. The relay's message cap lives here; the containment
-    /// issue adds memory, pids, cpu and friends.
+    /// `[limits]`: resource caps. `nil` means unlimited (never the default for memory, pids,
+    /// open files or file size). How each cap is enforced: memory and pids by a cgroup
+    /// (v2, else v1), cpu by a cgroup's CPU bandwidth, open files, file size and CPU time by
+    /// rlimits set in the jail's child before exec, wall time by the supervisor, and the
+    /// message cap by the relay.
     public struct Limits: Sendable, Equatable {
         /// Largest JSON-RPC line either side may send, in bytes. Default 16 MiB.
         public var maxMessageBytes: Int
+        /// Memory (RAM, no swap) of the whole jail, in bytes (cgroup). Default 1 GiB.
+        public var memoryBytes: Int?
+        /// Processes and threads in the whole jail (cgroup pids controller). Default 256.
+        public var pids: Int?
+        /// CPU bandwidth in cores (1 = one full core, 0.5 = half). Default unlimited.
+        public var cpuCores: Double?
+        /// Open file descriptors per process (RLIMIT_NOFILE). Default 1024.
+        public var openFiles: Int
+        /// Largest file a process may write (RLIMIT_FSIZE). Default 1 GiB.
+        public var fileSizeBytes: Int?
+        /// CPU time per process (RLIMIT_CPU, whole seconds, rounded up). Default unlimited.
+        public var cpuTime: Duration?
+        /// Wall-clock length of the whole session; the supervisor ends it. Default unlimited.
+        public var wallTime: Duration?
+        /// What happens when this host cannot enforce a memory or pids cap for this user.
+        public var enforce: Enforcement
+
+        /// `strict`: `run` refuses. `best-effort`: `run` starts with what the host can do
+        /// and logs what is missing.
+        public enum Enforcement: String, Sendable, Equatable, CaseIterable {
+            case strict
+            case bestEffort = "best-effort"
+        }
 
         public static let defaultMaxMessageBytes = 16 * 1024 * 1024
         /// The smallest `max_message` a profile may set (64 bytes: tests use tiny caps).
@@ -87,8 +113,38 @@ public struct Profile: Sendable, Equatable {
         /// The largest `max_message` a profile may set (1 GiB).
         public static let maxMaxMessageBytes = 1 << 30
 
-        public init(maxMessageBytes: Int = Limits.defaultMaxMessageBytes) {
+        public static let defaultMemoryBytes = 1 << 30
+        public static let minMemoryBytes = 4 << 20
+        public static let defaultPids = 256
+        public static let maxPids = 4_194_304
+        public static let minCPUCores = 0.01
+        public static let maxCPUCores = 1024.0
+        public static let defaultOpenFiles = 1024
+        public static let minOpenFiles = 16
+        public static let maxOpenFiles = 1 << 20
+        public static let defaultFileSizeBytes = 1 << 30
+        public static let minFileSizeBytes = 4096
+
+        public init(
+            maxMessageBytes: Int = Limits.defaultMaxMessageBytes,
+            memoryBytes: Int? = Limits.defaultMemoryBytes,
+            pids: Int? = Limits.defaultPids,
+            cpuCores: Double? = nil,
+            openFiles: Int = Limits.defaultOpenFiles,
+            fileSizeBytes: Int? = Limits.defaultFileSizeBytes,
+            cpuTime: Duration? = nil,
+            wallTime: Duration? = nil,
+            enforce: Enforcement = .strict
+        ) {
             self.maxMessageBytes = maxMessageBytes
+            self.memoryBytes = memoryBytes
+            self.pids = pids
+            self.cpuCores = cpuCores
+            self.openFiles = openFiles
+            self.fileSizeBytes = fileSizeBytes
+            self.cpuTime = cpuTime
+            self.wallTime = wallTime
+            self.enforce = enforce
         }
     }
 
@@ -108,4 +164,16 @@ public struct Profile: Sendable, Equatable {
     public struct ToolPolicy: Sendable, Equatable {
         public init() {}
     }
+}
+
+/// How each `[limits]` key is enforced, as `check` and `doctor` describe it. Whether this
+/// host and user can use the cgroup mechanisms is `doctor`'s (and `run`'s) question.
+public enum LimitMechanism: String, Sendable, CaseIterable {
+    case memory = "cgroup memory controller, swap off"
+    case pids = "cgroup pids controller"
+    case cpu = "cgroup cpu bandwidth"
+    case openFiles = "rlimit RLIMIT_NOFILE"
+    case fileSize = "rlimit RLIMIT_FSIZE"
+    case cpuTime = "rlimit RLIMIT_CPU, per process, whole seconds"
+    case wallTime = "supervisor timer, whole session"
 }

@@ -123,12 +123,13 @@ final class ProfileValidator {
         }
         let filesystem = top.takeTable("filesystem", validator: self).map(filesystem) ?? Profile.Filesystem()
         let limits = top.takeTable("limits", validator: self).map(limits) ?? Profile.Limits()
+        let seccomp = top.takeTable("seccomp", validator: self).map(seccomp) ?? Profile.Seccomp()
         let tools = top.takeTable("tools", validator: self).map(tools) ?? [:]
         top.finish(self)
         guard let server else { return nil }
         return Profile(
             name: "", path: file, digest: "", description: description, server: server,
-            filesystem: filesystem, limits: limits, tools: tools)
+            filesystem: filesystem, limits: limits, seccomp: seccomp, tools: tools)
     }
 
     func server(_ table: TableReader) -> Profile.Server? {
@@ -192,13 +193,186 @@ final class ProfileValidator {
     }
 
     func limits(_ table: TableReader) -> Profile.Limits {
+        typealias L = Profile.Limits
         var table = table
+        var limits = L()
         let maxPath = table.path.appending("max_message")
-        let maxMessage = table.take("max_message").flatMap {
-            size($0, at: maxPath, min: Profile.Limits.minMaxMessageBytes, max: Profile.Limits.maxMaxMessageBytes)
-        } ?? Profile.Limits.defaultMaxMessageBytes
+        if let node = table.take("max_message"),
+            let value = size(node, at: maxPath, min: L.minMaxMessageBytes, max: L.maxMaxMessageBytes)
+        {
+            limits.maxMessageBytes = value
+        }
+        let memoryPath = table.path.appending("memory")
+        if let node = table.take("memory") {
+            if isUnlimited(node) {
+                limits.memoryBytes = nil
+            } else if let value = size(node, at: memoryPath, min: L.minMemoryBytes, unlimitedAllowed: true) {
+                limits.memoryBytes = value
+            }
+        }
+        let pidsPath = table.path.appending("pids")
+        if let node = table.take("pids") {
+            if isUnlimited(node) {
+                limits.pids = nil
+            } else if let value = count(node, at: pidsPath, min: 1, max: L.maxPids, unlimitedAllowed: true) {
+                limits.pids = value
+            }
+        }
+        let cpuPath = table.path.appending("cpu")
+        if let node = table.take("cpu") {
+            if isUnlimited(node) {
+                limits.cpuCores = nil
+            } else if let value = cores(node, at: cpuPath) {
+                limits.cpuCores = value
+            }
+        }
+        let openPath = table.path.appending("open_files")
+        if let node = table.take("open_files"),
+            let value = count(node, at: openPath, min: L.minOpenFiles, max: L.maxOpenFiles, unlimitedAllowed: false)
+        {
+            limits.openFiles = value
+        }
+        let fileSizePath = table.path.appending("file_size")
+        if let node = table.take("file_size") {
+            if isUnlimited(node) {
+                limits.fileSizeBytes = nil
+            } else if let value = size(node, at: fileSizePath, min: L.minFileSizeBytes, unlimitedAllowed: true) {
+                limits.fileSizeBytes = value
+            }
+        }
+        let year = Duration.seconds(366 * 24 * 3600)
+        let cpuTimePath = table.path.appending("cpu_time")
+        if let node = table.take("cpu_time") {
+            if isUnlimited(node) {
+                limits.cpuTime = nil
+            } else if let value = duration(node, at: cpuTimePath, max: year, unlimitedAllowed: true) {
+                if value < .seconds(1) {
+                    report(cpuTimePath, "'\(DurationSyntax.format(value))' is too short (at least 1s: the kernel counts CPU time in whole seconds)")
+                } else {
+                    limits.cpuTime = value
+                }
+            }
+        }
+        let wallPath = table.path.appending("wall_time")
+        if let node = table.take("wall_time") {
+            if isUnlimited(node) {
+                limits.wallTime = nil
+            } else if let value = duration(node, at: wallPath, max: year, unlimitedAllowed: true) {
+                if value < .seconds(1) {
+                    report(wallPath, "'\(DurationSyntax.format(value))' is too short (at least 1s)")
+                } else {
+                    limits.wallTime = value
+                }
+            }
+        }
+        let enforcePath = table.path.appending("enforce")
+        if let node = table.take("enforce"), let text = string(node, at: enforcePath) {
+            if let value = L.Enforcement(rawValue: text) {
+                limits.enforce = value
+            } else {
+                report(enforcePath, "'\(text)' is not one of \"strict\", \"best-effort\"")
+            }
+        }
         table.finish(self)
-        return Profile.Limits(maxMessageBytes: maxMessage)
+        return limits
+    }
+
+    /// `"unlimited"`, accepted by the limits that may be switched off.
+    func isUnlimited(_ node: TOMLNode) -> Bool {
+        if case .string(let text) = node, text.trimmingSpaces() == "unlimited" { return true }
+        return false
+    }
+
+    /// A whole number in `min...max` (an integer, or a string of digits).
+    func count(_ node: TOMLNode, at keyPath: KeyPath, min: Int, max: Int, unlimitedAllowed: Bool) -> Int? {
+        let orUnlimited = unlimitedAllowed ? " or \"unlimited\"" : ""
+        let value: Int
+        switch node {
+        case .integer(let number):
+            value = number
+        case .string(let text):
+            guard let number = Int(text.trimmingSpaces()) else {
+                report(keyPath, "'\(text)' is not a whole number\(orUnlimited)")
+                return nil
+            }
+            value = number
+        default:
+            report(keyPath, "expected a whole number\(orUnlimited), found \(node.typeName)")
+            return nil
+        }
+        if value < min || value > max {
+            report(keyPath, "\(value) is out of range (\(min) to \(max))")
+            return nil
+        }
+        return value
+    }
+
+    /// CPU cores: a positive number like 1, 2 or 0.5.
+    func cores(_ node: TOMLNode, at keyPath: KeyPath) -> Double? {
+        let value: Double
+        switch node {
+        case .integer(let number): value = Double(number)
+        case .float(let number): value = number
+        case .string(let text):
+            guard let number = Double(text.trimmingSpaces()), number.isFinite else {
+                report(keyPath, "'\(text)' is not a number of cores like 1 or 0.5, or \"unlimited\"")
+                return nil
+            }
+            value = number
+        default:
+            report(keyPath, "expected a number of cores like 1 or 0.5, or \"unlimited\", found \(node.typeName)")
+            return nil
+        }
+        let (low, high) = (Profile.Limits.minCPUCores, Profile.Limits.maxCPUCores)
+        guard value.isFinite, value >= low, value <= high else {
+            report(keyPath, "\(Self.formatCores(value)) cores is out of range (\(Self.formatCores(low)) to \(Self.formatCores(high)))")
+            return nil
+        }
+        return value
+    }
+
+    static func formatCores(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+    }
+
+    func seccomp(_ table: TableReader) -> Profile.Seccomp {
+        var table = table
+        let allowPath = table.path.appending("allow")
+        let denyPath = table.path.appending("deny")
+        let allow = table.take("allow").flatMap { syscallArray($0, at: allowPath) } ?? []
+        let deny = table.take("deny").flatMap { syscallArray($0, at: denyPath) } ?? []
+        for (index, name) in deny.enumerated() where allow.contains(name) {
+            report(denyPath.appending(index: index), "'\(name)' is also in allow; a syscall is either allowed or denied")
+        }
+        table.finish(self)
+        return Profile.Seccomp(allow: allow, deny: deny)
+    }
+
+    /// Syscall names, each one known to ``SyscallNames``.
+    func syscallArray(_ node: TOMLNode, at keyPath: KeyPath) -> [String]? {
+        guard case .array(let elements) = node else {
+            report(keyPath, "expected an array of syscall names like [\"ptrace\"], found \(node.typeName)")
+            return nil
+        }
+        var out: [String] = []
+        var valid = true
+        for (index, element) in elements.enumerated() {
+            let elementPath = keyPath.appending(index: index)
+            guard let name = string(element, at: elementPath) else {
+                valid = false
+                continue
+            }
+            guard SyscallNames.isKnown(name) else {
+                report(elementPath, "unknown syscall '\(name)'")
+                valid = false
+                continue
+            }
+            if out.contains(name) {
+                report(elementPath, "'\(name)' is listed twice")
+            }
+            out.append(name)
+        }
+        return valid ? out : nil
     }
 
     func tools(_ table: TableReader) -> [String: Profile.ToolPolicy] {
@@ -321,7 +495,9 @@ final class ProfileValidator {
         }
     }
 
-    func size(_ node: TOMLNode, at keyPath: KeyPath, min: Int = 1, max: Int = Int.max) -> Int? {
+    func size(
+        _ node: TOMLNode, at keyPath: KeyPath, min: Int = 1, max: Int = Int.max, unlimitedAllowed: Bool = false
+    ) -> Int? {
         let bytes: Int
         switch node {
         case .integer(let value):
@@ -330,11 +506,12 @@ final class ProfileValidator {
             switch SizeSyntax.parse(text) {
             case .success(let value): bytes = value
             case .failure(let message):
-                report(keyPath, message.message)
+                report(keyPath, message.message + (unlimitedAllowed ? " (or \"unlimited\")" : ""))
                 return nil
             }
         default:
-            report(keyPath, "expected a size like \"64M\" or a number of bytes, found \(node.typeName)")
+            let orUnlimited = unlimitedAllowed ? ", or \"unlimited\"" : ""
+            report(keyPath, "expected a size like \"64M\" or a number of bytes\(orUnlimited), found \(node.typeName)")
             return nil
         }
         if bytes < min {
@@ -348,9 +525,10 @@ final class ProfileValidator {
         return bytes
     }
 
-    func duration(_ node: TOMLNode, at keyPath: KeyPath, max: Duration) -> Duration? {
+    func duration(_ node: TOMLNode, at keyPath: KeyPath, max: Duration, unlimitedAllowed: Bool = false) -> Duration? {
+        let orUnlimited = unlimitedAllowed ? ", or \"unlimited\"" : ""
         guard case .string(let text) = node else {
-            report(keyPath, "expected a duration like \"2s\" or \"500ms\", found \(node.typeName)")
+            report(keyPath, "expected a duration like \"2s\" or \"500ms\"\(orUnlimited), found \(node.typeName)")
             return nil
         }
         switch DurationSyntax.parse(text) {
@@ -361,7 +539,7 @@ final class ProfileValidator {
             }
             return value
         case .failure(let message):
-            report(keyPath, message.message)
+            report(keyPath, message.message + (unlimitedAllowed ? " (or \"unlimited\")" : ""))
             return nil
         }
     }

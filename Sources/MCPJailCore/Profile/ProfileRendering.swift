@@ -26,6 +26,18 @@ extension Profile {
         lines.append("")
         lines.append("[limits]")
         lines.append("max_message = \(TOMLText.string(SizeSyntax.format(limits.maxMessageBytes)))  # \(limits.maxMessageBytes) bytes")
+        lines.append("memory = \(Self.sizeOrUnlimited(limits.memoryBytes))  # \(LimitMechanism.memory.rawValue)")
+        lines.append("pids = \(limits.pids.map(String.init) ?? "\"unlimited\"")  # \(LimitMechanism.pids.rawValue)")
+        lines.append("cpu = \(limits.cpuCores.map(ProfileValidator.formatCores) ?? "\"unlimited\"")  # \(LimitMechanism.cpu.rawValue)")
+        lines.append("open_files = \(limits.openFiles)  # \(LimitMechanism.openFiles.rawValue)")
+        lines.append("file_size = \(Self.sizeOrUnlimited(limits.fileSizeBytes))  # \(LimitMechanism.fileSize.rawValue)")
+        lines.append("cpu_time = \(Self.durationOrUnlimited(limits.cpuTime))  # \(LimitMechanism.cpuTime.rawValue)")
+        lines.append("wall_time = \(Self.durationOrUnlimited(limits.wallTime))  # \(LimitMechanism.wallTime.rawValue)")
+        lines.append("enforce = \(TOMLText.string(limits.enforce.rawValue))")
+        lines.append("")
+        lines.append("[seccomp]")
+        lines.append("allow = \(TOMLText.array(seccomp.allow))  # taken out of the default deny list")
+        lines.append("deny = \(TOMLText.array(seccomp.deny))  # added to the default deny list")
         for tool in tools.keys.sorted() {
             lines.append("")
             lines.append("[tools.\(TOMLText.key(tool))]")
@@ -42,7 +54,12 @@ extension Profile {
                 command: server.command, args: server.args, env: server.env, workdir: server.workdir,
                 stopTimeoutMs: DurationSyntax.milliseconds(server.stopTimeout)),
             filesystem: .init(readOnly: filesystem.readOnly, readWrite: filesystem.readWrite, tmpfs: filesystem.tmpfs),
-            limits: .init(maxMessageBytes: limits.maxMessageBytes),
+            limits: .init(
+                maxMessageBytes: limits.maxMessageBytes, memoryBytes: limits.memoryBytes, pids: limits.pids,
+                cpuCores: limits.cpuCores, openFiles: limits.openFiles, fileSizeBytes: limits.fileSizeBytes,
+                cpuTimeMs: limits.cpuTime.map(DurationSyntax.milliseconds),
+                wallTimeMs: limits.wallTime.map(DurationSyntax.milliseconds), enforce: limits.enforce.rawValue),
+            seccomp: .init(allow: seccomp.allow, deny: seccomp.deny),
             tools: tools.mapValues { _ in EffectivePolicy.Tool() })
         return Self.prettyJSON(policy)
     }
@@ -53,6 +70,14 @@ extension Profile {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(value) else { return "null" }
         return String(decoding: data, as: UTF8.self)
+    }
+
+    private static func sizeOrUnlimited(_ bytes: Int?) -> String {
+        bytes.map { TOMLText.string(SizeSyntax.format($0)) } ?? "\"unlimited\""
+    }
+
+    private static func durationOrUnlimited(_ duration: Duration?) -> String {
+        duration.map { TOMLText.string(DurationSyntax.format($0)) } ?? "\"unlimited\""
     }
 
     private static func inlineTable(_ entries: [(String, String)]) -> String {
@@ -91,12 +116,47 @@ private struct EffectivePolicy: Encodable {
         }
     }
 
+    /// `null` is unlimited.
     struct Limits: Encodable {
         var maxMessageBytes: Int
+        var memoryBytes: Int?
+        var pids: Int?
+        var cpuCores: Double?
+        var openFiles: Int
+        var fileSizeBytes: Int?
+        var cpuTimeMs: Int64?
+        var wallTimeMs: Int64?
+        var enforce: String
 
         enum CodingKeys: String, CodingKey {
             case maxMessageBytes = "max_message_bytes"
+            case memoryBytes = "memory_bytes"
+            case pids
+            case cpuCores = "cpu_cores"
+            case openFiles = "open_files"
+            case fileSizeBytes = "file_size_bytes"
+            case cpuTimeMs = "cpu_time_ms"
+            case wallTimeMs = "wall_time_ms"
+            case enforce
         }
+
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(maxMessageBytes, forKey: .maxMessageBytes)
+            try container.encode(memoryBytes, forKey: .memoryBytes)
+            try container.encode(pids, forKey: .pids)
+            try container.encode(cpuCores, forKey: .cpuCores)
+            try container.encode(openFiles, forKey: .openFiles)
+            try container.encode(fileSizeBytes, forKey: .fileSizeBytes)
+            try container.encode(cpuTimeMs, forKey: .cpuTimeMs)
+            try container.encode(wallTimeMs, forKey: .wallTimeMs)
+            try container.encode(enforce, forKey: .enforce)
+        }
+    }
+
+    struct Seccomp: Encodable {
+        var allow: [String]
+        var deny: [String]
     }
 
     struct Tool: Encodable {}
@@ -108,6 +168,7 @@ private struct EffectivePolicy: Encodable {
     var server: Server
     var filesystem: Filesystem
     var limits: Limits
+    var seccomp: Seccomp
     var tools: [String: Tool]
 }
 
