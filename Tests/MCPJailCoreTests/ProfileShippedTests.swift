@@ -48,7 +48,8 @@ struct ProfileShippedTests {
         let text = try String(contentsOfFile: Self.profilesDirectory + "/REFERENCE.toml", encoding: .utf8)
         for key in [
             "description =", "[server]", "command =", "args =", "env =", "workdir =", "stop_timeout =",
-            "[filesystem]", "read_only =", "read_write =", "tmpfs =", "[limits]", "max_message =", "[tools.",
+            "[filesystem]", "read_only =", "read_write =", "tmpfs =", "[limits]", "max_message =", "memory =", "pids =", "cpu =", "open_files =",
+            "file_size =", "cpu_time =", "wall_time =", "enforce =", "[seccomp]", "allow =", "deny =", "[tools.",
             "${PROFILE_DIR}",
         ] {
             #expect(text.contains(key), "REFERENCE.toml does not mention \(key)")
@@ -59,7 +60,8 @@ struct ProfileShippedTests {
         // Its values are the defaults (where a default exists).
         #expect(profile.server.workdir == "/")
         #expect(profile.server.stopTimeout == .seconds(2))
-        #expect(profile.limits.maxMessageBytes == Profile.Limits.defaultMaxMessageBytes)
+        #expect(profile.limits == Profile.Limits())
+        #expect(profile.seccomp == Profile.Seccomp())
         #expect(profile.filesystem.readWrite == [])
     }
 

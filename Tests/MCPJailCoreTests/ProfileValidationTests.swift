@@ -102,13 +102,14 @@ struct ProfileValidationTests {
             [network]
             allow = ["example.com"]
             [limits]
-            memory = "1G"
+            memroy = "1G"
             [tools.echo]
             read_only = true
             """)
-        #expect(problems.map(\.keyPath) == ["network", "limits.memory", "tools.echo.read_only"])
+        #expect(problems.map(\.keyPath) == ["network", "limits.memroy", "tools.echo.read_only"])
         #expect(problems.map(\.line) == [3, 6, 8])
-        #expect(problems[0].message.contains("known here: description, server, filesystem, limits, tools"))
+        #expect(problems[0].message.contains("known here: description, server, filesystem, limits, seccomp, tools"))
+        #expect(problems[1].message == "unknown key (did you mean 'memory'?)")
         #expect(problems[2].message == "unknown key (this table takes no keys yet)")
     }
 
