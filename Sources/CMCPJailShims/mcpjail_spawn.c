@@ -3,6 +3,7 @@
 // (stage, errno) over a CLOEXEC pipe, the swift-subprocess / bubblewrap shape.
 #define _GNU_SOURCE
 #include "mcpjail_spawn.h"
+#include "spawn_internal.h"
 
 #include <errno.h>
 #include <linux/capability.h>
@@ -21,7 +22,7 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-static void report_and_exit(int error_fd, int stage) {
+void mcpjail_report_and_exit(int error_fd, int stage) {
     int message[2] = { stage, errno };
     ssize_t ignored = write(error_fd, message, sizeof(message));
     (void)ignored;
@@ -65,9 +66,9 @@ static int drop_capabilities(void) {
     return (int)syscall(SYS_capset, &header, data);
 }
 
-static void child(const struct mcpjail_spawn_config *config, int error_fd, pid_t parent) {
-    if (setsid() < 0) report_and_exit(error_fd, MCPJAIL_STAGE_SETSID);
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) report_and_exit(error_fd, MCPJAIL_STAGE_PDEATHSIG);
+void mcpjail_spawn_child(const struct mcpjail_spawn_config *config, int error_fd, pid_t parent) {
+    if (setsid() < 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_SETSID);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_PDEATHSIG);
     // The parent may have died between fork and prctl: then nobody would kill us.
     if (getppid() != parent) _exit(127);
 
@@ -80,33 +81,33 @@ static void child(const struct mcpjail_spawn_config *config, int error_fd, pid_t
         if (sig == SIGKILL || sig == SIGSTOP) continue;
         (void)sigaction(sig, &deflt, NULL);  // EINVAL for the libc-reserved ones is fine
     }
-    if (sigprocmask(SIG_SETMASK, &empty, NULL) != 0) report_and_exit(error_fd, MCPJAIL_STAGE_SIGNALS);
+    if (sigprocmask(SIG_SETMASK, &empty, NULL) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_SIGNALS);
 
     // Join the session's cgroups before anything else runs here, so limits hold from the start.
     for (int i = 0; i < config->cgroup_procs_fd_count; i++) {
-        if (write(config->cgroup_procs_fds[i], "0", 1) != 1) report_and_exit(error_fd, MCPJAIL_STAGE_CGROUP);
+        if (write(config->cgroup_procs_fds[i], "0", 1) != 1) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_CGROUP);
     }
     for (int i = 0; i < config->rlimit_count; i++) {
         struct rlimit limit = { (rlim_t)config->rlimits[i].soft, (rlim_t)config->rlimits[i].hard };
-        if (setrlimit(config->rlimits[i].resource, &limit) != 0) report_and_exit(error_fd, MCPJAIL_STAGE_RLIMITS);
+        if (setrlimit(config->rlimits[i].resource, &limit) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_RLIMITS);
     }
 
     // The parent's pipe ends are >= 3 (0-2 are the client's stdio), so dup2 cannot clobber them.
     if (install_fd(config->stdin_fd, 0) != 0 || install_fd(config->stdout_fd, 1) != 0 ||
         install_fd(config->stderr_fd, 2) != 0)
-        report_and_exit(error_fd, MCPJAIL_STAGE_STDIO);
-    if (cloexec_from_3() != 0) report_and_exit(error_fd, MCPJAIL_STAGE_CLOSE_FDS);
-    if (chdir(config->workdir) != 0) report_and_exit(error_fd, MCPJAIL_STAGE_CHDIR);
+        mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_STDIO);
+    if (cloexec_from_3() != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_CLOSE_FDS);
+    if (chdir(config->workdir) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_CHDIR);
 
-    if (drop_capabilities() != 0) report_and_exit(error_fd, MCPJAIL_STAGE_CAPABILITIES);
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) report_and_exit(error_fd, MCPJAIL_STAGE_NO_NEW_PRIVS);
+    if (drop_capabilities() != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_CAPABILITIES);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_NO_NEW_PRIVS);
     if (config->seccomp_filter != NULL) {
         struct sock_fprog program = { config->seccomp_filter_length, (struct sock_filter *)config->seccomp_filter };
-        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) != 0) report_and_exit(error_fd, MCPJAIL_STAGE_SECCOMP);
+        if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_SECCOMP);
     }
 
     execve(config->path, config->argv, config->envp);
-    report_and_exit(error_fd, MCPJAIL_STAGE_EXEC);
+    mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_EXEC);
 }
 
 int mcpjail_spawn(const struct mcpjail_spawn_config *config, struct mcpjail_spawn_result *result) {
@@ -131,7 +132,7 @@ int mcpjail_spawn(const struct mcpjail_spawn_config *config, struct mcpjail_spaw
     }
     if (pid == 0) {
         close(error_pipe[0]);
-        child(config, error_pipe[1], parent);
+        mcpjail_spawn_child(config, error_pipe[1], parent);
     }
     close(error_pipe[1]);
 

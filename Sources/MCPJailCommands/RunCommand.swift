@@ -35,7 +35,9 @@ struct Run: ParsableCommand {
         do {
             let profile = try profileOptions.store().load(name)
             let state = StateDirectory.resolve(environment: environment, isRoot: geteuid() == 0)
-            let session = Session(profile: profile, state: state, spawner: DirectSpawner(), logger: logger)
+            let spawner: any ServerSpawner =
+                environment["MCPJAIL_EXPERIMENTAL_JAIL"] == "1" ? JailSpawner(stateDirectory: state.path) : DirectSpawner()
+            let session = Session(profile: profile, state: state, spawner: spawner, logger: logger)
             status = try session.run()
         } catch {
             throw reportFailure(error)

@@ -37,6 +37,9 @@ public final class Session {
             throw MCPJailError(.auditLog, "cannot open audit log \(state.auditLog): \(error)")
         }
 
+        // Everything that can fail is prepared before the server starts: the seccomp
+        // filter is compiled here, in the parent, and only installed by the child.
+        let restrictions = ChildRestrictions(seccompProgram: try SeccompPolicy.compile(profile).program)
         // Everything that can fail is prepared before the server starts.
         let events: EventPipe
         let stdinPipe, stdoutPipe, stderrPipe: (read: Int32, write: Int32)
@@ -54,7 +57,7 @@ public final class Session {
 
         let server = try spawner.spawn(
             profile, stdio: ServerStdio(stdin: stdinPipe.read, stdout: stdoutPipe.write, stderr: stderrPipe.write),
-            restrictions: ChildRestrictions())
+            restrictions: restrictions)
         FD.close(stdinPipe.read)
         FD.close(stdoutPipe.write)
         FD.close(stderrPipe.write)

@@ -1,0 +1,81 @@
+#ifndef MCPJAIL_JAIL_H
+#define MCPJAIL_JAIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "mcpjail_spawn.h"
+
+/// Stages of jail set-up after the ones of mcpjail_spawn.h, reported as (stage, errno).
+enum mcpjail_jail_stage {
+    MCPJAIL_STAGE_CLONE = 20,
+    MCPJAIL_STAGE_WAIT_FOR_PARENT = 21,
+    MCPJAIL_STAGE_IDENTITY = 22,
+    MCPJAIL_STAGE_MOUNT_PRIVATE = 23,
+    MCPJAIL_STAGE_NEW_ROOT = 24,
+    MCPJAIL_STAGE_MOUNT = 25,
+    MCPJAIL_STAGE_FILES = 26,
+    MCPJAIL_STAGE_PIVOT_ROOT = 27,
+    MCPJAIL_STAGE_HOSTNAME = 28,
+    MCPJAIL_STAGE_LOOPBACK = 29,
+    MCPJAIL_STAGE_INIT_FORK = 30,
+};
+
+/// What one step of building the jail's file system does.
+enum mcpjail_mount_kind {
+    /// Bind `source` (a host path) at `target`, read-only unless `writable`, keeping the
+    /// source's locked nosuid/nodev/noexec flags.
+    MCPJAIL_BIND = 1,
+    /// A tmpfs of `size` bytes at `target`, mode 1777 (or 0755 when not `writable`... see mode).
+    MCPJAIL_TMPFS = 2,
+    /// A directory at `target`.
+    MCPJAIL_DIR = 3,
+    /// A symlink at `target` pointing to `source`.
+    MCPJAIL_SYMLINK = 4,
+    /// A file at `target` holding `data` (`size` bytes), mode `mode`.
+    MCPJAIL_FILE = 5,
+    /// A fresh proc at `target` (for the jail's pid namespace).
+    MCPJAIL_PROC = 6,
+    /// Bind a host device node `source` at `target` (a file is created to bind on).
+    MCPJAIL_DEVICE = 7,
+};
+
+/// One step; paths are absolute inside the jail (`target`) or on the host (`source`).
+struct mcpjail_mount {
+    int kind;
+    const char *source;
+    const char *target;
+    const char *data;
+    unsigned long long size;
+    int writable;
+    int mode;
+    /// For binds of a directory vs a file: 1 when the source is a directory.
+    int is_directory;
+};
+
+/// A jailed start: a new user, pid, mount, network, ipc, uts and cgroup namespace; the
+/// file system built from `mounts` on a fresh tmpfs root, pivot_root, root read-only;
+/// hostname, loopback up; then a tiny init as pid 1 that starts the server and reaps.
+struct mcpjail_jail_config {
+    struct mcpjail_spawn_config process;  ///< what mcpjail_spawn does, applied to the server
+    const struct mcpjail_mount *mounts;
+    int mount_count;
+    const char *hostname;
+    /// The ids the server runs as inside the jail (and that are mapped to the host).
+    uid_t uid;
+    gid_t gid;
+    /// As root: the child switches to uid/gid (mapped) before touching the file system.
+    int switch_identity;
+};
+
+/// Clones the jail's first process, which waits until `mcpjail_jail_release` so the parent
+/// can write its id maps and cgroup placement. Returns 0 and sets `pid`, `release_fd`
+/// and `error_fd`, or -1 with result->stage/error set.
+int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int *release_fd, int *error_fd,
+                       struct mcpjail_spawn_result *result);
+
+/// Lets the cloned process build the jail and exec the server, then waits for the outcome:
+/// 0 once the server's exec succeeded, or -1 with result->stage/error (the jail is reaped).
+int mcpjail_jail_release(pid_t pid, int release_fd, int error_fd, struct mcpjail_spawn_result *result);
+
+#endif

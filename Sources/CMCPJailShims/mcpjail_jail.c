@@ -1,0 +1,393 @@
+// The jail's first process, between clone and the server's exec. Like mcpjail_spawn.c it
+// runs only async-signal-safe calls on data the Swift parent prepared (no allocation):
+// fixed-size path buffers on the stack, syscalls, and the steps of mcpjail_spawn_child.
+//
+// Order (nsjail's containProc, bubblewrap's setup_newroot):
+//   wait for the parent (id maps, cgroup) -> identity -> private mounts -> new tmpfs root
+//   -> the profile's mounts -> pivot_root -> root read-only -> hostname, loopback
+//   -> pid 1 init: fork the server (mcpjail_spawn_child: caps, no_new_privs, seccomp, exec)
+//      and reap, forwarding signals, until the server exits.
+#define _GNU_SOURCE
+#include "mcpjail_jail.h"
+#include "spawn_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+struct mount_attr {
+    unsigned long long attr_set;
+    unsigned long long attr_clr;
+    unsigned long long propagation;
+    unsigned long long userns_fd;
+};
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/// Where the host root is seen, and where the jail's root is built, before the final pivot.
+#define OLD_ROOT "/oldroot"
+#define NEW_ROOT "/newroot"
+
+/// `prefix` + `path` into `out` (PATH_MAX); 0, or -1 (ENAMETOOLONG) when it does not fit.
+static int join_path(char *out, const char *prefix, const char *path) {
+    size_t a = strlen(prefix), b = strlen(path);
+    if (a + b + 1 > PATH_MAX) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(out, prefix, a);
+    memcpy(out + a, path, b + 1);
+    return 0;
+}
+
+/// mkdir -p, for paths inside the jail's own tmpfs.
+static int make_directories(const char *path, mode_t mode) {
+    char buffer[PATH_MAX];
+    size_t length = strlen(path);
+    if (length + 1 > sizeof(buffer)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buffer, path, length + 1);
+    for (size_t i = 1; i <= length; i++) {
+        if (buffer[i] == '/' || buffer[i] == '\0') {
+            char saved = buffer[i];
+            buffer[i] = '\0';
+            struct stat info;
+            // Existing directories may sit on a read-only bind (EROFS before EEXIST).
+            if (stat(buffer, &info) != 0 && mkdir(buffer, mode) != 0 && errno != EEXIST) return -1;
+            buffer[i] = saved;
+        }
+    }
+    return 0;
+}
+
+/// The parent directory of `path` must exist for a file or symlink to be made there.
+static int make_parent(const char *path) {
+    char buffer[PATH_MAX];
+    size_t length = strlen(path);
+    if (length + 1 > sizeof(buffer)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buffer, path, length + 1);
+    char *slash = strrchr(buffer, '/');
+    if (slash == NULL || slash == buffer) return 0;
+    *slash = '\0';
+    return make_directories(buffer, 0755);
+}
+
+static int make_empty_file(const char *path) {
+    if (make_parent(path) != 0) return -1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0444);
+    if (fd < 0) return errno == EEXIST ? 0 : -1;
+    close(fd);
+    return 0;
+}
+
+/// Makes a bind mount read-only, recursively where mount_setattr exists (Linux 5.12), else
+/// by remounting with the source's locked flags repeated (a bind remount that drops
+/// nosuid/nodev/noexec is refused in a user namespace).
+static int make_read_only(const char *target, const char *source) {
+    struct mount_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.attr_set = MOUNT_ATTR_RDONLY;
+    if (syscall(SYS_mount_setattr, AT_FDCWD, target, AT_RECURSIVE, &attr, sizeof(attr)) == 0) return 0;
+    if (errno != ENOSYS) return -1;
+    struct statvfs info;
+    if (statvfs(source, &info) != 0) return -1;
+    unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY;
+    if (info.f_flag & ST_NOSUID) flags |= MS_NOSUID;
+    if (info.f_flag & ST_NODEV) flags |= MS_NODEV;
+    if (info.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+    return mount(NULL, target, NULL, flags, NULL);
+}
+
+/// Decimal digits of `value` after `prefix` into `out` (for tmpfs options).
+static void format_tmpfs_options(char *out, size_t size, unsigned long long bytes, int mode) {
+    // "size=<bytes>,mode=<octal>"
+    char digits[24];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + bytes % 10);
+        bytes /= 10;
+    } while (bytes > 0 && n < 23);
+    size_t at = 0;
+    const char *head = "size=";
+    for (const char *p = head; *p && at + 1 < size; p++) out[at++] = *p;
+    while (n > 0 && at + 1 < size) out[at++] = digits[--n];
+    const char *mid = ",mode=";
+    for (const char *p = mid; *p && at + 1 < size; p++) out[at++] = *p;
+    char octal[8];
+    int m = 0;
+    do {
+        octal[m++] = (char)('0' + (mode & 7));
+        mode >>= 3;
+    } while (mode > 0 && m < 7);
+    while (m > 0 && at + 1 < size) out[at++] = octal[--m];
+    out[at] = '\0';
+}
+
+static int apply_mount(const struct mcpjail_mount *step) {
+    char target[PATH_MAX], source[PATH_MAX];
+    if (join_path(target, NEW_ROOT, step->target) != 0) return -1;
+    switch (step->kind) {
+    case MCPJAIL_BIND:
+    case MCPJAIL_DEVICE: {
+        if (join_path(source, OLD_ROOT, step->source) != 0) return -1;
+        if (step->is_directory) {
+            if (make_directories(target, 0755) != 0) return -1;
+        } else if (make_empty_file(target) != 0) {
+            return -1;
+        }
+        unsigned long flags = MS_BIND | (step->kind == MCPJAIL_BIND ? MS_REC : 0);
+        if (mount(source, target, NULL, flags, NULL) != 0) return -1;
+        if (step->kind == MCPJAIL_BIND && !step->writable) return make_read_only(target, source);
+        return 0;
+    }
+    case MCPJAIL_TMPFS: {
+        if (make_directories(target, 0755) != 0) return -1;
+        char options[64];
+        format_tmpfs_options(options, sizeof(options), step->size, step->mode);
+        return mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, options);
+    }
+    case MCPJAIL_DIR:
+        if (make_directories(target, 0755) != 0) return -1;
+        return chmod(target, (mode_t)step->mode);
+    case MCPJAIL_SYMLINK:
+        if (make_parent(target) != 0) return -1;
+        return symlink(step->source, target) == 0 || errno == EEXIST ? 0 : -1;
+    case MCPJAIL_FILE: {
+        if (make_parent(target) != 0) return -1;
+        int fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)step->mode);
+        if (fd < 0) return -1;
+        size_t done = 0;
+        while (done < step->size) {
+            ssize_t n = write(fd, step->data + done, step->size - done);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                close(fd);
+                return -1;
+            }
+            done += (size_t)n;
+        }
+        return close(fd);
+    }
+    case MCPJAIL_PROC:
+        if (make_directories(target, 0555) != 0) return -1;
+        return mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    default:
+        errno = EINVAL;
+        return -1;
+    }
+}
+
+static int bring_up_loopback(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct ifreq request;
+    memset(&request, 0, sizeof(request));
+    memcpy(request.ifr_name, "lo", 3);
+    int status = ioctl(fd, SIOCGIFFLAGS, &request);
+    if (status == 0) {
+        request.ifr_flags |= IFF_UP | IFF_RUNNING;
+        status = ioctl(fd, SIOCSIFFLAGS, &request);
+    }
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return status;
+}
+
+static volatile pid_t init_server_pid = 0;
+
+static void init_forward_signal(int sig) {
+    if (init_server_pid > 0) kill(init_server_pid, sig);
+}
+
+/// pid 1 of the jail: starts the server and reaps every process until the server exits,
+/// then exits with its status (128 + signal when it was killed). Not dumpable, so the
+/// server can neither read its memory or environment nor open /proc/1/exe.
+static void run_init(const struct mcpjail_jail_config *config, int error_fd) {
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_INIT_FORK);
+    struct sigaction forward;
+    memset(&forward, 0, sizeof(forward));
+    forward.sa_handler = init_forward_signal;
+    sigemptyset(&forward.sa_mask);
+    int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+    for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++) sigaction(forwarded[i], &forward, NULL);
+
+    pid_t server = fork();
+    if (server < 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_INIT_FORK);
+    if (server == 0) mcpjail_spawn_child(&config->process, error_fd, 1);
+    init_server_pid = server;
+
+    // Hold nothing of mcpjail's: the server's exec (or its failure report) ends the parent's wait.
+    syscall(SYS_close_range, 0U, ~0U, 0U);
+
+    for (;;) {
+        int status;
+        pid_t reaped = waitpid(-1, &status, 0);
+        if (reaped < 0) {
+            if (errno == EINTR) continue;
+            _exit(127);
+        }
+        if (reaped == server) {
+            if (WIFSIGNALED(status)) _exit(128 + WTERMSIG(status));
+            _exit(WEXITSTATUS(status));
+        }
+    }
+}
+
+static void jail_child(const struct mcpjail_jail_config *config, int release_fd, int error_fd) {
+    // Die with mcpjail. (getppid() is 0 here: the parent is outside the pid namespace;
+    // the release pipe tells whether it is still there.)
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_PDEATHSIG);
+    char go = 0;
+    ssize_t got;
+    do {
+        got = read(release_fd, &go, 1);
+    } while (got < 0 && errno == EINTR);
+    if (got != 1) _exit(127);  // the parent gave up or died: nothing to report to
+    close(release_fd);
+
+    // Now in its cgroup (the parent moved it): make that the cgroup namespace's root.
+    if (unshare(CLONE_NEWCGROUP) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_MOUNT_PRIVATE);
+
+    if (config->switch_identity) {
+        // As root: become the mapped ids before touching any file system (an unmapped uid
+        // cannot create files: EOVERFLOW). Capabilities in the namespace are kept, since the
+        // unmapped uid was not the namespace's root.
+        if (setgroups(0, NULL) != 0 || setresgid(config->gid, config->gid, config->gid) != 0 ||
+            setresuid(config->uid, config->uid, config->uid) != 0)
+            mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_IDENTITY);
+    }
+
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_MOUNT_PRIVATE);
+
+    // A scratch tmpfs that becomes the root for a moment, holding the host root (oldroot)
+    // and the jail's root (newroot) side by side.
+    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755") != 0 ||
+        chdir("/tmp") != 0 || mkdir("newroot", 0755) != 0 || mkdir("oldroot", 0755) != 0 ||
+        mount("tmpfs", "newroot", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755") != 0 ||
+        syscall(SYS_pivot_root, ".", "oldroot") != 0 || chdir("/") != 0)
+        mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_NEW_ROOT);
+
+    for (int i = 0; i < config->mount_count; i++) {
+        if (apply_mount(&config->mounts[i]) != 0)
+            mcpjail_report_and_exit(error_fd, config->mounts[i].kind == MCPJAIL_FILE ? MCPJAIL_STAGE_FILES : MCPJAIL_STAGE_MOUNT);
+    }
+
+    // The jail's root becomes / and the host disappears (pivot_root(".", ".") then detach).
+    if (chdir(NEW_ROOT) != 0 || syscall(SYS_pivot_root, ".", ".") != 0 || umount2(".", MNT_DETACH) != 0 ||
+        chdir("/") != 0)
+        mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_PIVOT_ROOT);
+    if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0)
+        mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_PIVOT_ROOT);
+
+    if (sethostname(config->hostname, strlen(config->hostname)) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_HOSTNAME);
+    if (bring_up_loopback() != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_LOOPBACK);
+    if (setsid() < 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_SETSID);
+
+    run_init(config, error_fd);
+}
+
+int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int *release_fd, int *error_fd,
+                       struct mcpjail_spawn_result *result) {
+    result->pid = -1;
+    result->stage = MCPJAIL_STAGE_NONE;
+    result->error = 0;
+    int release_pipe[2], error_pipe[2];
+    if (pipe2(release_pipe, O_CLOEXEC) != 0) goto fail;
+    if (pipe2(error_pipe, O_CLOEXEC) != 0) {
+        close(release_pipe[0]);
+        close(release_pipe[1]);
+        goto fail;
+    }
+    long child = syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC |
+                                        CLONE_NEWUTS | SIGCHLD, NULL, NULL, NULL, 0);
+    if (child < 0) {
+        int saved = errno;
+        close(release_pipe[0]);
+        close(release_pipe[1]);
+        close(error_pipe[0]);
+        close(error_pipe[1]);
+        errno = saved;
+        result->stage = MCPJAIL_STAGE_CLONE;
+        result->error = errno;
+        return -1;
+    }
+    if (child == 0) {
+        close(release_pipe[1]);
+        close(error_pipe[0]);
+        jail_child(config, release_pipe[0], error_pipe[1]);
+        _exit(127);
+    }
+    close(release_pipe[0]);
+    close(error_pipe[1]);
+    *pid = (pid_t)child;
+    *release_fd = release_pipe[1];
+    *error_fd = error_pipe[0];
+    return 0;
+fail:
+    result->stage = MCPJAIL_STAGE_CLONE;
+    result->error = errno;
+    return -1;
+}
+
+int mcpjail_jail_release(pid_t pid, int release_fd, int error_fd, struct mcpjail_spawn_result *result) {
+    result->pid = -1;
+    result->stage = MCPJAIL_STAGE_NONE;
+    result->error = 0;
+    ssize_t sent;
+    do {
+        sent = write(release_fd, "1", 1);
+    } while (sent < 0 && errno == EINTR);
+    close(release_fd);
+
+    int message[2] = { 0, 0 };
+    ssize_t got;
+    do {
+        got = read(error_fd, message, sizeof(message));
+    } while (got < 0 && errno == EINTR);
+    close(error_fd);
+    if (sent == 1 && got == 0) {  // EOF: every copy closed by exec or by init
+        result->pid = pid;
+        return 0;
+    }
+    kill(pid, SIGKILL);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (got == (ssize_t)sizeof(message)) {
+        result->stage = message[0];
+        result->error = message[1];
+    } else {
+        result->stage = MCPJAIL_STAGE_WAIT_FOR_PARENT;
+        result->error = got < 0 ? errno : EPIPE;
+    }
+    return -1;
+}

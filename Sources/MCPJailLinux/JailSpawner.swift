@@ -1,0 +1,273 @@
+import CMCPJailShims
+import Foundation
+import Glibc
+import MCPJailCore
+
+/// One step of building the jail's file system, in the order the child applies them.
+public enum JailMount: Sendable, Equatable {
+    case bind(source: String, target: String, writable: Bool, isDirectory: Bool)
+    case tmpfs(target: String, size: Int, mode: Int)
+    case directory(target: String, mode: Int)
+    case symlink(target: String, destination: String)
+    case file(target: String, contents: String, mode: Int)
+    case proc(target: String)
+    case device(source: String, target: String)
+
+    var target: String {
+        switch self {
+        case .bind(_, let target, _, _), .tmpfs(let target, _, _), .directory(let target, _),
+            .symlink(let target, _), .file(let target, _, _), .proc(let target), .device(_, let target):
+            target
+        }
+    }
+}
+
+/// Everything the jail's first process needs, computed from the profile before the clone.
+public struct JailPlan: Sendable, Equatable {
+    public var mounts: [JailMount]
+    /// The ids the server runs as, mapped 1:1 to the same ids on the host.
+    public var uid: uid_t
+    public var gid: gid_t
+    /// As root the launcher switches to `uid`/`gid` inside; an ordinary user already is them.
+    public var switchIdentity: Bool
+    /// The server's environment: the profile's, plus HOME when the profile sets none.
+    public var environment: [String: String]
+    public var hostname = "mcpjail"
+
+    /// The uid root's servers run as.
+    public static let nobody: uid_t = 65534
+
+    /// Plans the jail for `profile`. Every host path the profile names must exist: a missing
+    /// one is an error before anything starts.
+    public static func make(
+        for profile: Profile, isRoot: Bool, uid: uid_t, gid: gid_t, stateDirectory: String
+    ) throws(MCPJailError) -> JailPlan {
+        // Root's servers run as nobody; an ordinary user's as that user.
+        let uid = isRoot ? nobody : uid
+        let gid = isRoot ? gid_t(nobody) : gid
+        var mounts: [JailMount] = []
+        var problems: [String] = []
+        func kind(_ path: String) -> mode_t? {
+            var info = stat()
+            return stat(path, &info) == 0 ? info.st_mode & S_IFMT : nil
+        }
+        var bound: [String] = []
+        let binds = profile.filesystem.readOnly.map { ($0, false) } + profile.filesystem.readWrite.map { ($0, true) }
+        // Parents before children, so a writable path inside a read-only one stays visible.
+        for (path, writable) in binds.sorted(by: { $0.0.split(separator: "/").count < $1.0.split(separator: "/").count }) {
+            guard let type = kind(path) else {
+                problems.append("filesystem.\(writable ? "read_write" : "read_only"): \(path) does not exist")
+                continue
+            }
+            mounts.append(.bind(source: path, target: path, writable: writable, isDirectory: type == S_IFDIR))
+            bound.append(path)
+        }
+        guard problems.isEmpty else {
+            throw MCPJailError(.invalidProfile, "profile \(profile.path): " + problems.joined(separator: "; "))
+        }
+        func covered(_ path: String) -> Bool {
+            bound.contains { path == $0 || path.hasPrefix($0 == "/" ? "/" : $0 + "/") }
+        }
+
+        // The server's command, if the profile did not bind it otherwise.
+        if !covered(profile.server.command) {
+            mounts.append(.bind(source: profile.server.command, target: profile.server.command, writable: false, isDirectory: false))
+        }
+        // mcpjail's state directory stays invisible even under a bound parent.
+        if covered(stateDirectory) {
+            mounts.append(.tmpfs(target: stateDirectory, size: 4096, mode: 0o700))
+        }
+        // Merged-/usr hosts: /bin, /lib, ... are links into /usr.
+        if covered("/usr") {
+            for link in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] where !covered(link) {
+                if let destination = try? FileManager.default.destinationOfSymbolicLink(atPath: link) {
+                    mounts.append(.symlink(target: link, destination: destination))
+                }
+            }
+        }
+        for (target, size) in profile.filesystem.tmpfs.sorted(by: { $0.key < $1.key }) {
+            mounts.append(.tmpfs(target: target, size: size, mode: 0o1777))
+        }
+        var environment = profile.server.env
+        if environment["HOME"] == nil {
+            let home = "/home/mcpjail"
+            mounts.append(.tmpfs(target: home, size: 64 << 20, mode: 0o700))
+            environment["HOME"] = home
+        }
+        if !covered(profile.server.workdir), profile.server.workdir != "/" {
+            mounts.append(.directory(target: profile.server.workdir, mode: 0o755))
+        }
+        if !covered("/etc/passwd") && !covered("/etc") {
+            let home = environment["HOME"] ?? "/"
+            let name = isRoot ? "nobody" : "mcpjail"
+            mounts.append(.file(target: "/etc/passwd", contents: "\(name):x:\(uid):\(gid):\(name):\(home):/bin/sh\n", mode: 0o644))
+            mounts.append(.file(target: "/etc/group", contents: "\(isRoot ? "nogroup" : "mcpjail"):x:\(gid):\n", mode: 0o644))
+            mounts.append(.file(target: "/etc/hosts", contents: "127.0.0.1 localhost mcpjail\n::1 localhost ip6-localhost ip6-loopback\n", mode: 0o644))
+        }
+        // A minimal /dev and a /proc of the jail's own pid namespace.
+        mounts.append(.tmpfs(target: "/dev", size: 64 << 10, mode: 0o755))
+        for device in ["null", "zero", "full", "random", "urandom"] {
+            mounts.append(.device(source: "/dev/" + device, target: "/dev/" + device))
+        }
+        mounts.append(.symlink(target: "/dev/fd", destination: "/proc/self/fd"))
+        mounts.append(.symlink(target: "/dev/stdin", destination: "/proc/self/fd/0"))
+        mounts.append(.symlink(target: "/dev/stdout", destination: "/proc/self/fd/1"))
+        mounts.append(.symlink(target: "/dev/stderr", destination: "/proc/self/fd/2"))
+        mounts.append(.proc(target: "/proc"))
+        return JailPlan(mounts: mounts, uid: uid, gid: gid, switchIdentity: isRoot, environment: environment)
+    }
+}
+
+/// Starts every server in its own jail: new user, pid, mount, network, ipc, uts and cgroup
+/// namespaces, a fresh read-only root holding only what the profile names, no capabilities,
+/// no_new_privs and the seccomp filter, with a tiny init as pid 1. The C child runs the
+/// steps (`mcpjail_jail.c`); this side plans them and writes the id maps and the cgroup
+/// placement before releasing it.
+public struct JailSpawner: ServerSpawner {
+    public let stateDirectory: String
+
+    public init(stateDirectory: String) {
+        self.stateDirectory = stateDirectory
+    }
+
+    public func spawn(_ profile: Profile, stdio: ServerStdio, restrictions: ChildRestrictions) throws(MCPJailError) -> SpawnedServer {
+        let isRoot = geteuid() == 0
+        let plan = try JailPlan.make(for: profile, isRoot: isRoot, uid: getuid(), gid: getgid(), stateDirectory: stateDirectory)
+        return try launch(profile, plan: plan, stdio: stdio, restrictions: restrictions)
+    }
+
+    private func launch(_ profile: Profile, plan: JailPlan, stdio: ServerStdio, restrictions: ChildRestrictions) throws(MCPJailError) -> SpawnedServer {
+        let argv = [profile.server.command] + profile.server.args
+        let envp = plan.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        let rlimits = restrictions.rlimits.map { mcpjail_rlimit(resource: $0.resource, soft: $0.soft, hard: $0.hard) }
+        // Every string the child reads, kept alive (and NUL-terminated) until it has exec'd.
+        var strings = CStringPool()
+        let mounts = plan.mounts.map { step -> mcpjail_mount in
+            var m = mcpjail_mount()
+            m.target = strings.add(step.target)
+            switch step {
+            case .bind(let source, _, let writable, let isDirectory):
+                m.kind = Int32(MCPJAIL_BIND.rawValue)
+                m.source = strings.add(source)
+                m.writable = writable ? 1 : 0
+                m.is_directory = isDirectory ? 1 : 0
+            case .tmpfs(_, let size, let mode):
+                m.kind = Int32(MCPJAIL_TMPFS.rawValue)
+                m.size = UInt64(size)
+                m.mode = Int32(mode)
+            case .directory(_, let mode):
+                m.kind = Int32(MCPJAIL_DIR.rawValue)
+                m.mode = Int32(mode)
+            case .symlink(_, let destination):
+                m.kind = Int32(MCPJAIL_SYMLINK.rawValue)
+                m.source = strings.add(destination)
+            case .file(_, let contents, let mode):
+                m.kind = Int32(MCPJAIL_FILE.rawValue)
+                m.data = strings.add(contents)
+                m.size = UInt64(contents.utf8.count)
+                m.mode = Int32(mode)
+            case .proc:
+                m.kind = Int32(MCPJAIL_PROC.rawValue)
+            case .device(let source, _):
+                m.kind = Int32(MCPJAIL_DEVICE.rawValue)
+                m.source = strings.add(source)
+            }
+            return m
+        }
+        defer { strings.free() }
+
+        var pid: pid_t = -1
+        var releaseFD: Int32 = -1
+        var errorFD: Int32 = -1
+        var result = mcpjail_spawn_result()
+        let cloned: Int32 = CStringArray(argv).withPointers { argvPointers in
+            CStringArray(envp).withPointers { envPointers in
+                rlimits.withUnsafeBufferPointer { limits in
+                    restrictions.seccompProgram.withUnsafeBytes { filter in
+                        mounts.withUnsafeBufferPointer { steps in
+                            var config = mcpjail_jail_config()
+                            config.process = mcpjail_spawn_config(
+                                path: strings.add(profile.server.command), argv: argvPointers, envp: envPointers,
+                                workdir: strings.add(profile.server.workdir),
+                                stdin_fd: stdio.stdin, stdout_fd: stdio.stdout, stderr_fd: stdio.stderr,
+                                cgroup_procs_fds: nil, cgroup_procs_fd_count: 0,
+                                rlimits: limits.baseAddress, rlimit_count: Int32(limits.count),
+                                seccomp_filter: filter.isEmpty ? nil : filter.baseAddress,
+                                seccomp_filter_length: UInt16(filter.count / 8))
+                            config.mounts = steps.baseAddress
+                            config.mount_count = Int32(steps.count)
+                            config.hostname = strings.add(plan.hostname)
+                            config.uid = plan.uid
+                            config.gid = plan.gid
+                            config.switch_identity = plan.switchIdentity ? 1 : 0
+                            // The forked child works on a copy of this memory: the pointers stay valid there.
+                            return mcpjail_jail_clone(&config, &pid, &releaseFD, &errorFD, &result)
+                        }
+                    }
+                }
+            }
+        }
+        guard cloned == 0 else {
+            throw SpawnFailure(stage: Int(result.stage), errno: result.error).error(command: profile.server.command, workdir: profile.server.workdir)
+        }
+        do {
+            try writeIDMaps(pid: pid, plan: plan)
+            for fd in restrictions.cgroupProcsFDs { try Self.write("\(pid)", to: fd, what: "cgroup.procs") }
+        } catch {
+            FD.close(releaseFD)
+            FD.close(errorFD)
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            throw error
+        }
+        guard mcpjail_jail_release(pid, releaseFD, errorFD, &result) == 0 else {
+            throw SpawnFailure(stage: Int(result.stage), errno: result.error).error(command: profile.server.command, workdir: profile.server.workdir)
+        }
+        return SpawnedServer(pid: pid)
+    }
+
+    /// The ids are mapped 1:1; an ordinary user must deny setgroups before writing gid_map.
+    private func writeIDMaps(pid: pid_t, plan: JailPlan) throws(MCPJailError) {
+        if !plan.switchIdentity { try Self.write("deny", toPath: "/proc/\(pid)/setgroups") }
+        try Self.write("\(plan.uid) \(plan.uid) 1\n", toPath: "/proc/\(pid)/uid_map")
+        try Self.write("\(plan.gid) \(plan.gid) 1\n", toPath: "/proc/\(pid)/gid_map")
+    }
+
+    private static func write(_ text: String, toPath path: String) throws(MCPJailError) {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw setupError(path, errno) }
+        defer { FD.close(fd) }
+        try write(text, to: fd, what: path)
+    }
+
+    private static func write(_ text: String, to fd: Int32, what: String) throws(MCPJailError) {
+        do {
+            try FD.writeAll(fd, Array(text.utf8))
+        } catch {
+            throw setupError(what, error.errno)
+        }
+    }
+
+    private static func setupError(_ what: String, _ code: Int32) -> MCPJailError {
+        let hint: String? =
+            what.hasSuffix("_map") || what.hasSuffix("setgroups")
+            ? "user namespaces may be restricted here; see `mcpjail doctor`" : nil
+        return MCPJailError(.spawnFailed, "jail setup failed at writing \(what): \(String(cString: strerror(code)))", hint: hint)
+    }
+}
+
+/// C strings that must outlive a call (the jail child reads them after the clone).
+struct CStringPool {
+    private var pointers: [UnsafeMutablePointer<CChar>] = []
+
+    mutating func add(_ string: String) -> UnsafePointer<CChar> {
+        let pointer = strdup(string)!
+        pointers.append(pointer)
+        return UnsafePointer(pointer)
+    }
+
+    func free() {
+        for pointer in pointers { Glibc.free(pointer) }
+    }
+}
