@@ -19,7 +19,7 @@ public struct MCPJail: AsyncParsableCommand {
               mcpjail logs time --verify           # the audit log, hash chain checked
             """,
         version: version,
-        subcommands: [Run.self, List.self, Check.self, Logs.self, ClientConfig.self]
+        subcommands: [Run.self, List.self, Check.self, Logs.self, ClientConfig.self, Doctor.self]
     )
 
     public init() {}

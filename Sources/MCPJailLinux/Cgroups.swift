@@ -61,13 +61,15 @@ public struct CgroupHost: Sendable, Equatable {
         return Self.join(unifiedMount, relative(unifiedOwnPath, to: unifiedMountRoot))
     }
 
-    /// `v2` when cgroup2 is mounted at /sys/fs/cgroup (or wherever) and holds controllers,
-    /// `v1` when v1 hierarchies hold them, nil when there are no cgroups at all. A hybrid
-    /// host (v1 controllers and an empty v2 mount, like systemd's hybrid mode) is `v1`.
+    /// `v2` when the unified hierarchy offers memory, pids or cpu, `v1` when v1 hierarchies
+    /// hold them, nil when there are no cgroups at all. A hybrid host (v1 controllers and a
+    /// nearly empty v2 mount, like systemd's hybrid mode) is `v1`.
     public var version: CgroupVersion? {
-        if !unifiedControllers.isEmpty { return .v2 }
-        if !v1.isEmpty { return .v1 }
-        return unifiedMount == nil ? nil : .v2
+        let used = Set(CgroupController.allCases.map(\.rawValue))
+        if !used.isDisjoint(with: unifiedControllers) { return .v2 }
+        if !used.isDisjoint(with: v1.keys) { return .v1 }
+        if unifiedMount != nil { return .v2 }
+        return v1.isEmpty ? nil : .v1
     }
 
     /// Reads this process's view.

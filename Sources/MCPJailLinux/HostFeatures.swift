@@ -128,7 +128,8 @@ public struct HostFeatures: Sendable {
         guard let version = host.version else {
             return HostFinding(check: "cgroup", status: .missing, detail: "no cgroup file system is mounted", hint: "mount cgroup2 at /sys/fs/cgroup")
         }
-        return HostFinding(check: "cgroup", status: .ok, detail: "cgroup \(version.rawValue): " + parts.joined(separator: "; "))
+        let hybrid = !host.v1.isEmpty && host.unifiedMount != nil ? " (hybrid)" : ""
+        return HostFinding(check: "cgroup", status: .ok, detail: "cgroup \(version.rawValue)\(hybrid): " + parts.joined(separator: "; "))
     }
 
     /// Whether this user can make a cgroup that enforces `controller`, and where.
@@ -169,36 +170,38 @@ public struct HostFeatures: Sendable {
                 return
             }
             let entry = plan.entry(controller)
-            limits.append(.init(
-                key: key, value: value, mechanism: entry?.summary ?? "none", enforced: entry?.version != nil))
+            let enforced = entry?.version != nil
+            let mechanism = enforced ? entry?.summary ?? "none" : "none here: see the cgroup-\(controller.rawValue) check"
+            limits.append(.init(key: key, value: value, mechanism: mechanism, enforced: enforced))
         }
         let l = profile.limits
-        add("memory", l.memoryBytes.map { "\($0) bytes" }, .memory)
+        add("memory", l.memoryBytes.map(ProfileFormat.size), .memory)
         add("pids", l.pids.map(String.init), .pids)
-        add("cpu", l.cpuCores.map { "\($0) cores" }, .cpu)
+        add("cpu", l.cpuCores.map { ProfileFormat.cores($0) + " cores" }, .cpu)
         for (resource, soft, hard) in ResourceLimits.rlimits(for: l) {
-            let key = switch resource {
-            case ResourceLimits.nofile: "open_files"
-            case ResourceLimits.fsize: "file_size"
-            case ResourceLimits.cpu: "cpu_time"
-            default: "core_dumps"
+            let (key, value): (String, String) = switch resource {
+            case ResourceLimits.nofile: ("open_files", "\(soft)")
+            case ResourceLimits.fsize: ("file_size", ProfileFormat.size(Int(soft)))
+            case ResourceLimits.cpu: ("cpu_time", "\(soft)s (kill at \(hard)s)")
+            default: ("core_dumps", soft == 0 ? "off" : "\(soft)")
             }
             limits.append(.init(
-                key: key, value: soft == hard ? "\(soft)" : "\(soft) (hard \(hard))",
+                key: key, value: value,
                 mechanism: "rlimit \(ResourceLimits.name(resource))", enforced: true))
         }
         limits.append(.init(
-            key: "wall_time", value: l.wallTime.map { "\($0.components.seconds) s" } ?? "unlimited",
+            key: "wall_time", value: l.wallTime.map(ProfileFormat.duration) ?? "unlimited",
             mechanism: l.wallTime == nil ? "none" : "supervisor timer", enforced: true))
         let seccompFinding = seccomp()
         var seccompLine = "default deny list"
         if !profile.seccomp.allow.isEmpty { seccompLine += ", allowing \(profile.seccomp.allow.joined(separator: " "))" }
         if !profile.seccomp.deny.isEmpty { seccompLine += ", also denying \(profile.seccomp.deny.joined(separator: " "))" }
         var refusal: String? = nil
-        if let missing = plan.missingDescription {
+        if !plan.missing.isEmpty {
+            let names = plan.missing.map(\.controller.rawValue).joined(separator: ", ")
             refusal = profile.limits.enforce == .strict
-                ? "run refuses (enforce = \"strict\"): \(missing)"
-                : "runs without: \(missing) (enforce = \"best-effort\")"
+                ? "run refuses: \(names) cannot be enforced here and enforce = \"strict\""
+                : "runs without the \(names) limit (enforce = \"best-effort\"); rlimits still apply"
         }
         return ProfileProtections(
             name: profile.name, limits: limits,

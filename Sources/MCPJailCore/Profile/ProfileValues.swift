@@ -202,3 +202,13 @@ struct ValueProblem: Error, ExpressibleByStringInterpolation {
     init(message: String) { self.message = message }
     init(stringLiteral value: String) { self.message = value }
 }
+
+/// The profile's spellings of values, for other modules' output (`doctor`).
+public enum ProfileFormat {
+    /// `"16M"`, `"512K"`, or plain bytes.
+    public static func size(_ bytes: Int) -> String { SizeSyntax.format(bytes) }
+    /// `"2s"`, `"500ms"`, `"15m"`.
+    public static func duration(_ duration: Duration) -> String { DurationSyntax.format(duration) }
+    /// `1`, `0.5`.
+    public static func cores(_ cores: Double) -> String { ProfileValidator.formatCores(cores) }
+}
