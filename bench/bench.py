@@ -228,6 +228,8 @@ def main() -> int:
         f"command = {json.dumps(str(PY))}\n"
         f"args = [{json.dumps(str(ECHO))}]\n"
         'env = { PATH = "/usr/bin:/bin" }\n'
+        "[filesystem]\n"
+        f"read_only = [\"/usr\", {json.dumps(str(ROOT / '.venv'))}, {json.dumps(str(ROOT / 'bench'))}]\n"
     )
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp), "MCPJAIL_STATE_DIR": str(tmp / "state")}
     server = f"{shlex.quote(str(PY))} {shlex.quote(str(ECHO))}"

@@ -234,12 +234,21 @@ static void init_forward_signal(int sig) {
 /// server can neither read its memory or environment nor open /proc/1/exe.
 static void run_init(const struct mcpjail_jail_config *config, int error_fd) {
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_INIT_FORK);
-    struct sigaction forward;
-    memset(&forward, 0, sizeof(forward));
-    forward.sa_handler = init_forward_signal;
-    sigemptyset(&forward.sa_mask);
+    // mcpjail's own handlers and mask came along with the clone: start from the defaults,
+    // forward the stopping signals, and block nothing.
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    sigemptyset(&action.sa_mask);
+    action.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP) (void)sigaction(sig, &action, NULL);
+    }
+    action.sa_handler = init_forward_signal;
     int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
-    for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++) sigaction(forwarded[i], &forward, NULL);
+    for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++) sigaction(forwarded[i], &action, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_SIGNALS);
 
     pid_t server = fork();
     if (server < 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_INIT_FORK);

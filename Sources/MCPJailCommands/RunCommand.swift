@@ -35,9 +35,7 @@ struct Run: ParsableCommand {
         do {
             let profile = try profileOptions.store().load(name)
             let state = StateDirectory.resolve(environment: environment, isRoot: geteuid() == 0)
-            let spawner: any ServerSpawner =
-                environment["MCPJAIL_EXPERIMENTAL_JAIL"] == "1" ? JailSpawner(stateDirectory: state.path) : DirectSpawner()
-            let session = Session(profile: profile, state: state, spawner: spawner, logger: logger)
+            let session = Session(profile: profile, state: state, spawner: JailSpawner(stateDirectory: state.path), logger: logger)
             status = try session.run()
         } catch {
             throw reportFailure(error)

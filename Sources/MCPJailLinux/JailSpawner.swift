@@ -69,8 +69,12 @@ public struct JailPlan: Sendable, Equatable {
             bound.contains { path == $0 || path.hasPrefix($0 == "/" ? "/" : $0 + "/") }
         }
 
-        // The server's command, if the profile did not bind it otherwise.
-        if !covered(profile.server.command) {
+        // The server's command, if the profile did not bind it (or what its links lead to).
+        let resolvedCommand = realpath(profile.server.command, nil).map { pointer -> String in
+            defer { free(pointer) }
+            return String(cString: pointer)
+        } ?? profile.server.command
+        if !covered(profile.server.command) && !covered(resolvedCommand) {
             mounts.append(.bind(source: profile.server.command, target: profile.server.command, writable: false, isDirectory: false))
         }
         // mcpjail's state directory stays invisible even under a bound parent.

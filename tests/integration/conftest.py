@@ -15,7 +15,9 @@ import json
 import os
 import queue
 import signal
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import tomllib
@@ -77,7 +79,11 @@ class Jail:
         stop_timeout: str = "2s",
         max_message: str | None = None,
         description: str = "integration test profile",
+        read_only: list[str] | None = None,
+        read_write: list[str] | None = None,
     ) -> Path:
+        """Every server runs jailed: by default the jail sees /usr (with the merged-/usr links),
+        the project's venv and test payloads read-only, and this test's directory writable."""
         lines = [
             f"description = {toml_string(description)}",
             "[server]",
@@ -89,6 +95,9 @@ class Jail:
         ]
         if max_message is not None:
             lines += ["[limits]", f"max_message = {toml_string(max_message)}"]
+        ro = read_only if read_only is not None else ["/usr", str(ROOT / ".venv"), str(FIXTURES), str(ROOT / "tests" / "probes")]
+        rw = read_write if read_write is not None else [str(self.root)]
+        lines += ["[filesystem]", f"read_only = {toml_array(ro)}", f"read_write = {toml_array(rw)}"]
         path = self.profiles / f"{name}.toml"
         path.write_text("\n".join(lines) + "\n")
         return path
@@ -117,9 +126,19 @@ class Jail:
         return path.read_bytes() if path.exists() else b""
 
     def raw_server_pid(self, name: str = "raw") -> int:
+        """The raw server's pid on the host. (The pid it writes itself is the one inside its
+        jail's pid namespace, so it is found by its command line instead.)"""
         path = Path(str(self.record_file(name)) + ".pid")
         assert wait_for(path.exists, timeout=10), "the raw server never started"
-        return int(path.read_text())
+        record = str(self.record_file(name))
+        found: list[int] = []
+
+        def look() -> bool:
+            found[:] = find_processes(lambda argv: "raw_server.py" in " ".join(argv) and record in argv)
+            return len(found) == 1
+
+        assert wait_for(look, timeout=10), f"raw server for {record}: {found}"
+        return found[0]
 
     def time_profile(self, name: str = "time") -> Path:
         return self.write_profile(name, VENV_BIN / "mcp-server-time", ["--local-timezone=UTC"])
@@ -175,9 +194,20 @@ class Jail:
         return records
 
 
+JAILED_UID = 65534  # the id root's jailed servers run as
+
+
 @pytest.fixture
-def jail(tmp_path: Path) -> Jail:
-    return Jail(tmp_path)
+def jail():
+    """A directory the jailed server may write (its test's read_write area): not under
+    pytest's tmp_path, which is 0700 for the runner; owned by the server's id when the
+    tests run as root, since root's servers run as nobody."""
+    root = Path(tempfile.mkdtemp(prefix="mcpjail-it-"))
+    os.chmod(root, 0o755)
+    if os.geteuid() == 0:
+        os.chown(root, JAILED_UID, JAILED_UID)
+    yield Jail(root)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 # -- a raw client: bytes in, lines out ------------------------------------------------------
@@ -290,6 +320,21 @@ def raw_relay(jail: Jail):
 
 
 # -- processes -----------------------------------------------------------------------------
+def find_processes(match) -> list[int]:
+    """Host pids of live processes whose argv satisfies `match`."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if match([a.decode(errors="replace") for a in argv if a]) and pid_alive(int(entry.name)):
+            pids.append(int(entry.name))
+    return pids
+
+
 def pid_alive(pid: int) -> bool:
     """True if pid exists and is not a zombie."""
     try:

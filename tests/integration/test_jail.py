@@ -1,6 +1,6 @@
-"""The namespace jail (JailSpawner; opt-in with MCPJAIL_EXPERIMENTAL_JAIL=1 until it is
-the default): a payload of our own tries to get out, jailed through `mcpjail run` and, as
-the companion, unjailed, as root and as an ordinary user (uid 65534 via setpriv).
+"""The jail every `mcpjail run` builds: a payload of our own tries to get out, jailed
+through `mcpjail run` and, as the companion, unjailed, as root and as an ordinary user
+(uid 65534 via setpriv).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def run_jailed(root: Path, config: dict, user: str) -> dict:
             os.chown(path, NOBODY, NOBODY)
     env = {
         "PATH": "/usr/bin:/bin", "HOME": str(work), "MCPJAIL_STATE_DIR": str(work / "state"),
-        "MCPJAIL_EXPERIMENTAL_JAIL": "1", config["env_marker"]: "leaked",
+        config["env_marker"]: "leaked",
     }
     done = subprocess.run(
         as_user([str(MCPJAIL), "run", "probe", "--profiles", str(profiles)], user),
@@ -178,7 +178,7 @@ def test_a_profile_path_that_does_not_exist_starts_nothing(tmp_path: Path):
     (profiles / "bad.toml").write_text(
         "[server]\ncommand = \"/bin/sh\"\n[filesystem]\nread_only = [\"/usr\", \"/no/such/path\"]\n"
     )
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MCPJAIL_STATE_DIR": str(tmp_path / "state"), "MCPJAIL_EXPERIMENTAL_JAIL": "1"}
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MCPJAIL_STATE_DIR": str(tmp_path / "state")}
     done = subprocess.run([str(MCPJAIL), "run", "bad", "--profiles", str(profiles)], input=b"", capture_output=True, env=env, timeout=30)
     assert done.returncode != 0
     assert b"/no/such/path does not exist" in done.stderr

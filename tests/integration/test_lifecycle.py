@@ -10,7 +10,21 @@ import time
 
 import pytest
 
-from conftest import Jail, descendants, pid_alive, wait_for
+from conftest import Jail, descendants, find_processes, pid_alive, wait_for
+
+
+def sleeper_under(pid: int) -> int:
+    """The host pid of the `sleep 1000` a server started (its own pidfile holds the pid
+    inside the jail's pid namespace)."""
+    found: list[int] = []
+
+    def look() -> bool:
+        tree = descendants(pid)
+        found[:] = [p for p in find_processes(lambda argv: argv[-2:] == ["sleep", "1000"] or argv[-2:] == ["/bin/sleep", "1000"]) if p in tree]
+        return len(found) == 1
+
+    assert wait_for(look, timeout=10), f"no sleeper under {pid}: {found}"
+    return found[0]
 
 
 def kill_quietly(pid: int) -> None:
@@ -133,9 +147,10 @@ def test_no_process_outlives_mcpjail(jail: Jail, raw_relay, reaper, ending: str)
     jail.raw_profile(stop_timeout="1s")
     relay = raw_relay("raw")
     pidfile = jail.root / "grandchild.pid"
-    grandchild = int(relay.request(1, "spawn", {"pidfile": str(pidfile)})["result"]["pid"])
-    reaper.add(grandchild)
+    assert relay.request(1, "spawn", {"pidfile": str(pidfile)})["result"]["pid"]
     server = jail.raw_server_pid()
+    grandchild = sleeper_under(server)
+    reaper.add(grandchild)
     tree = descendants(relay.proc.pid)
     reaper.update(tree)
     assert pid_alive(grandchild)
@@ -164,7 +179,8 @@ def test_no_process_outlives_mcpjail_fixture_server(jail: Jail, raw_relay, reape
     assert relay.request(1, "initialize", init)["result"]["serverInfo"]["name"] == "mcpjail-fixture"
     relay.send_json({"jsonrpc": "2.0", "method": "notifications/initialized"})
     reply = relay.request(2, "tools/call", {"name": "spawn", "arguments": {}})
-    grandchild = int((jail.fixture_state() / "grandchild.pid").read_text())
+    assert (jail.fixture_state() / "grandchild.pid").read_text()
+    grandchild = sleeper_under(relay.proc.pid)
     reaper.add(grandchild)
     assert reply["result"]["isError"] is False, reply
     tree = descendants(relay.proc.pid)

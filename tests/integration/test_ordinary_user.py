@@ -33,6 +33,8 @@ def user_home():
         f"command = {json.dumps(str(VENV_BIN / 'mcp-server-time'))}\n"
         'args = ["--local-timezone=UTC"]\n'
         'env = { TZ = "UTC" }\n'
+        "[filesystem]\n"
+        f"read_only = [\"/usr\", {json.dumps(str(VENV_BIN.parent))}]\n"
     )
     if os.geteuid() == 0:
         for path in [home, profiles, profiles / "time.toml"]:

@@ -4,6 +4,7 @@ protocol eras: legacy (`initialize`) and 2026-07-28 (`server/discover`)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from conftest import Jail, wait_for
+from conftest import JAILED_UID, Jail, wait_for
 from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 
@@ -100,10 +101,10 @@ def test_time_server(jail: Jail, era: str):
 
 # -- mcp-server-git ------------------------------------------------------------------------------
 @pytest.fixture
-def git_repo(tmp_path: Path) -> Path:
-    repo = tmp_path / "repo"
+def git_repo(jail: Jail) -> Path:
+    repo = jail.root / "repo"
     repo.mkdir()
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(jail.root), "GIT_CONFIG_NOSYSTEM": "1"}
 
     def git(*args: str) -> None:
         subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
@@ -115,6 +116,9 @@ def git_repo(tmp_path: Path) -> Path:
     git("add", "hello.txt")
     git("commit", "-q", "-m", "first commit through mcpjail")
     (repo / "hello.txt").write_text("hello, changed\n")
+    if os.geteuid() == 0:  # the jailed server (nobody) owns the repository it works on
+        for path in [repo, *repo.rglob("*")]:
+            os.chown(path, JAILED_UID, JAILED_UID, follow_symlinks=False)
     return repo
 
 
