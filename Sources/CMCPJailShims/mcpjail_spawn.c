@@ -82,6 +82,11 @@ void mcpjail_spawn_child(const struct mcpjail_spawn_config *config, int error_fd
         (void)sigaction(sig, &deflt, NULL);  // EINVAL for the libc-reserved ones is fine
     }
     if (sigprocmask(SIG_SETMASK, &empty, NULL) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_SIGNALS);
+    // Past [limits] file_size a write fails with EFBIG instead of killing the server.
+    struct sigaction ignore;
+    memset(&ignore, 0, sizeof(ignore));
+    ignore.sa_handler = SIG_IGN;
+    (void)sigaction(SIGXFSZ, &ignore, NULL);
 
     // Join the session's cgroups before anything else runs here, so limits hold from the start.
     for (int i = 0; i < config->cgroup_procs_fd_count; i++) {

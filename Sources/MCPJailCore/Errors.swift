@@ -55,6 +55,7 @@ public struct SafeError: Sendable, Equatable {
         public static let messageTooLarge = Kind(rawValue: "message_too_large")
         public static let serverUnavailable = Kind(rawValue: "server_unavailable")
         public static let forbidden = Kind(rawValue: "forbidden")
+        public static let limitExceeded = Kind(rawValue: "limit_exceeded")
         public static let `internal` = Kind(rawValue: "internal")
     }
 

@@ -249,14 +249,17 @@ public final class Relay: @unchecked Sendable {
     /// Closes the server's stdin (idempotent; safe while the client thread writes).
     public func closeServerInput() { serverInput.close() }
 
-    /// Answers every request still waiting for the server with `server_unavailable`
-    /// (retryable) and audits it as `no_response`. Called once the server is gone.
-    public func failInFlight(reason: String) {
+    /// Answers every request still waiting for the server and audits it as `no_response`:
+    /// `server_unavailable` (retryable) when the server exited, `limit_exceeded` (not
+    /// retryable, naming the limit) when a resource limit ended it. Called once it is gone.
+    public func failInFlight(limit: String? = nil) {
         let calls = pending.withLock { table -> [PendingCall] in
             defer { table.removeAll() }
             return table.values.sorted { $0.arrived < $1.arrived }
         }
-        let error = SafeError(.serverUnavailable, reason, retryable: true)
+        let error =
+            limit.map { SafeError(.limitExceeded, "the server was stopped: its \($0) limit was reached", retryable: false) }
+            ?? SafeError(.serverUnavailable, "the server exited before answering", retryable: true)
         for call in calls {
             guard let id = call.id else { continue }
             let reply = call.method == "tools/call"
@@ -264,7 +267,7 @@ public final class Relay: @unchecked Sendable {
                 : Replies.error(id: id, code: JSONRPCErrorCode.serverUnavailable, error)
             sendToClient(reply)
             audit.enqueue(call.completed(
-                outcome: .noResponse, decision: .allow, decidedBy: nil, errorCode: nil,
+                outcome: .noResponse, decision: .allow, decidedBy: limit.map { "limits.\($0)" }, errorCode: nil,
                 errorType: error.kind.rawValue, finished: monotonicNanoseconds(), bytesOut: reply.count))
         }
     }

@@ -39,7 +39,12 @@ public final class Session {
 
         // Everything that can fail is prepared before the server starts: the seccomp
         // filter is compiled here, in the parent, and only installed by the child.
-        let restrictions = ChildRestrictions(seccompProgram: try SeccompPolicy.compile(profile).program)
+        let seccomp = try SeccompPolicy.compile(profile)
+        let (rlimits, rlimitNotes) = ResourceLimits.applicable(for: profile.limits)
+        for note in rlimitNotes { logger.notice("\(note)") }
+        let cgroup = try SessionCgroup.create(for: profile, session: sessionID)
+        if let missing = cgroup?.plan.missingDescription { logger.warning("limits not enforced (best-effort): \(missing)") }
+        let restrictions = ChildRestrictions(cgroupProcsFDs: cgroup?.procsFDs ?? [], rlimits: rlimits, seccompProgram: seccomp.program)
         // Everything that can fail is prepared before the server starts.
         let events: EventPipe
         let stdinPipe, stdoutPipe, stderrPipe: (read: Int32, write: Int32)
@@ -55,9 +60,16 @@ public final class Session {
         signal(SIGPIPE, SIG_IGN)
         _ = mcpjail_set_child_subreaper()
 
-        let server = try spawner.spawn(
-            profile, stdio: ServerStdio(stdin: stdinPipe.read, stdout: stdoutPipe.write, stderr: stderrPipe.write),
-            restrictions: restrictions)
+        let server: SpawnedServer
+        do {
+            server = try spawner.spawn(
+                profile, stdio: ServerStdio(stdin: stdinPipe.read, stdout: stdoutPipe.write, stderr: stderrPipe.write),
+                restrictions: restrictions)
+        } catch {
+            cgroup?.killAll()
+            _ = cgroup?.remove()
+            throw error
+        }
         FD.close(stdinPipe.read)
         FD.close(stdoutPipe.write)
         FD.close(stderrPipe.write)
@@ -81,12 +93,19 @@ public final class Session {
             outputClosed.open()
         }
 
-        let status = supervise(server: server, relay: relay, events: events)
+        let (status, timedOut) = supervise(server: server, relay: relay, events: events)
 
         // The server is gone: kill what it left, deliver what it wrote, answer the rest.
+        cgroup?.killAll()
         killLeftovers(group: server.pid)
+        let limit = timedOut ? "wall_time" : cgroup?.limitReport().map { $0.limit }
+        if let limit { logger.error("server \(profile.name) stopped: its \(limit) limit was reached") }
         outputClosed.wait(seconds: 2)
-        relay.failInFlight(reason: "the server exited before answering")
+        relay.failInFlight(limit: limit)
+        if let cgroup {
+            let left = cgroup.remove()
+            if !left.isEmpty { logger.error("could not remove cgroups: \(left.joined(separator: ", "))") }
+        }
         stderrLog.waitUntilClosed(seconds: 1)
         let lost = audit.drain()
         if lost > 0 { logger.error("\(lost) audit records could not be written to \(state.auditLog)") }
@@ -95,10 +114,16 @@ public final class Session {
 
     /// Waits for the server to exit, driving the shutdown sequence; returns the exit status
     /// for `mcpjail run` (the server's code, or 128 + signal).
-    private func supervise(server: SpawnedServer, relay: Relay, events: EventPipe) -> Int32 {
+    /// Also returns whether `[limits] wall_time` ended the session.
+    private func supervise(server: SpawnedServer, relay: Relay, events: EventPipe) -> (Int32, Bool) {
         enum Phase { case running, stdinClosed, terminated, killed }
         var phase = Phase.running
         var deadline: UInt64 = .max
+        var timedOut = false
+        let wallDeadline: UInt64 = profile.limits.wallTime.map { limit in
+            let (seconds, attoseconds) = limit.components
+            return monotonicNanoseconds() + UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
+        } ?? .max
         let grace = UInt64(profile.server.stopTimeout.components.seconds) * 1_000_000_000
             + UInt64(profile.server.stopTimeout.components.attoseconds / 1_000_000_000)
 
@@ -111,8 +136,17 @@ public final class Session {
         }
 
         while true {
-            if let status = reap(server.pid) { return status }
+            if let status = reap(server.pid) { return (status, timedOut) }
             let now = monotonicNanoseconds()
+            if now >= wallDeadline, !timedOut {
+                logger.error("server \(profile.name) reached its wall_time limit; stopping it")
+                timedOut = true
+                relay.closeServerInput()
+                kill(-server.pid, SIGKILL)
+                phase = .killed
+                deadline = .max
+                continue
+            }
             if now >= deadline {
                 switch phase {
                 case .stdinClosed:
@@ -130,7 +164,8 @@ public final class Session {
                 }
                 continue
             }
-            let timeout = deadline == .max ? -1 : Int32(min((deadline - now) / 1_000_000 + 1, 60_000))
+            let next = min(deadline, timedOut ? .max : wallDeadline)
+            let timeout = next == .max ? -1 : Int32(min((next - now) / 1_000_000 + 1, 60_000))
             for event in events.wait(timeoutMilliseconds: timeout) {
                 switch event {
                 case .clientClosed: beginStop("the client closed the connection")

@@ -75,6 +75,8 @@ def run_jailed(root: Path, config: dict, user: str) -> dict:
         "[filesystem]\n"
         f"read_only = [\"/usr\", {json.dumps(str(ROOT / '.venv'))}, {json.dumps(str(PROBE.parent))}]\n"
         'tmpfs = { "/tmp" = "8M" }\n'
+        "[limits]\n"
+        'enforce = "best-effort"\n'  # an ordinary user may have no cgroup to enforce memory and pids with
     )
     if user == "nobody":
         for path in [work, profiles, profiles / "probe.toml"]:

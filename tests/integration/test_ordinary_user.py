@@ -35,6 +35,9 @@ def user_home():
         'env = { TZ = "UTC" }\n'
         "[filesystem]\n"
         f"read_only = [\"/usr\", {json.dumps(str(VENV_BIN.parent))}]\n"
+        # cgroup v1 hosts give ordinary users no cgroup: rlimits only, and said so.
+        "[limits]\n"
+        'enforce = "best-effort"\n'
     )
     if os.geteuid() == 0:
         for path in [home, profiles, profiles / "time.toml"]:
