@@ -204,6 +204,52 @@ def peak_rss_with_big_message(argv, env) -> tuple[float, float, float, float]:
     return idle / 1024, in_flight_max[0] / 1024, hwm_before / 1024, hwm_after / 1024
 
 
+def bwrap_argv() -> list[str]:
+    """The same echo server under bubblewrap with every namespace unshared: the reference
+    for what a jail's start-up costs."""
+    argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr"]
+    for link in ("/bin", "/sbin", "/lib", "/lib64"):
+        if os.path.islink(link):
+            argv += ["--symlink", os.readlink(link), link]
+    argv += ["--ro-bind", str(ROOT / ".venv"), str(ROOT / ".venv"), "--ro-bind", str(ROOT / "bench"), str(ROOT / "bench")]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", str(PY), str(ECHO)]
+    return argv
+
+
+def teardown_after_eof(argv, env) -> float:
+    """From the client's EOF to the launched process's exit."""
+    session = Session(argv, env)
+    session.initialize()
+    start = time.perf_counter()
+    session.proc.stdin.close()
+    session.proc.wait(timeout=30)
+    elapsed = time.perf_counter() - start
+    session.proc.stdout.close()
+    return elapsed
+
+
+def jail_startup(ways: dict, env: dict, rounds: int) -> str:
+    """Start-up and teardown: direct vs bwrap --unshare-all vs mcpjail run (full jail + relay)."""
+    if not shutil.which("bwrap"):
+        raise SystemExit("bench: bwrap is missing (make deps installs bubblewrap)")
+    contenders = {"direct": ways["direct"], "bwrap --unshare-all": bwrap_argv(), "mcpjail run": ways["mcpjail"]}
+    launch: dict[str, list[float]] = {k: [] for k in contenders}
+    down: dict[str, list[float]] = {k: [] for k in contenders}
+    for _ in range(rounds):
+        for name, argv in contenders.items():
+            launch[name].append(statistics.median(launch_to_initialize(argv, env) for _ in range(5)))
+            down[name].append(statistics.median(teardown_after_eof(argv, env) for _ in range(3)))
+    med = {k: statistics.median(v) for k, v in launch.items()}
+    tear = {k: statistics.median(v) for k, v in down.items()}
+    lines = ["", "| start-up (median of %d rounds) | launch-to-initialize | added over direct | teardown after EOF |" % rounds, "|---|---|---|---|"]
+    for name in contenders:
+        lines.append(f"| {name} | {fmt_time(med[name])} | {fmt_time(max(0.0, med[name] - med['direct']))} | {fmt_time(tear[name])} |")
+    added_jail = med["mcpjail run"] - med["direct"]
+    added_bwrap = med["bwrap --unshare-all"] - med["direct"]
+    lines.append(f"mcpjail's added start-up / bwrap's: {added_jail / added_bwrap:.2f} (target <= 1.0); teardown target < 10 ms" if added_bwrap > 0 else "")
+    return "\n".join(lines)
+
+
 def fmt_time(seconds: float) -> str:
     if seconds >= 0.1:
         return f"{seconds * 1000:.0f} ms"
@@ -264,6 +310,7 @@ def main() -> int:
         print(f"bench: round {r + 1}/{opts.rounds} done ({time.perf_counter() - started:.0f} s)", flush=True)
 
     rss_idle, rss_in_flight, hwm_before, hwm_after = peak_rss_with_big_message(ways["mcpjail"], env)
+    jail_table = jail_startup(ways, env, rounds=opts.rounds)
 
     metrics = list(dict.fromkeys(m for m, _ in results))
     rows = []
@@ -295,6 +342,7 @@ def main() -> int:
         f"8 MiB request and its 8 MiB reply are in flight (target < 20 MiB); lifetime peak (VmHWM, start-up "
         f"included): {hwm_before:.1f} MiB before, {hwm_after:.1f} MiB after"
     )
+    print(jail_table)
     print("latency and launch: lower is better (ratio <= 1.0 means mcpjail costs no more); throughput: higher is better (ratio >= 1.0)")
     cpu = os.cpu_count()
     print(f"machine: {cpu} CPUs, {os.uname().release}; mcpjail: {MCPJAIL.relative_to(ROOT)}; calls per latency run {n_lat}, per throughput run {n_thr}")

@@ -13,7 +13,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
 #include <net/if.h>
 #include <sched.h>
@@ -250,7 +249,9 @@ static void run_init(const struct mcpjail_jail_config *config, int error_fd) {
     sigemptyset(&none);
     if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_SIGNALS);
 
-    pid_t server = fork();
+    // A raw clone, not fork(): glibc's fork takes locks (malloc's, stdio's) that another
+    // thread of mcpjail may have held at the moment of the first clone.
+    pid_t server = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
     if (server < 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_INIT_FORK);
     if (server == 0) mcpjail_spawn_child(&config->process, error_fd, 1);
     init_server_pid = server;
@@ -291,8 +292,11 @@ static void jail_child(const struct mcpjail_jail_config *config, int release_fd,
         // As root: become the mapped ids before touching any file system (an unmapped uid
         // cannot create files: EOVERFLOW). Capabilities in the namespace are kept, since the
         // unmapped uid was not the namespace's root.
-        if (setgroups(0, NULL) != 0 || setresgid(config->gid, config->gid, config->gid) != 0 ||
-            setresuid(config->uid, config->uid, config->uid) != 0)
+        // Raw syscalls: glibc's wrappers broadcast the change to every thread of the process
+        // it believes it is (the parent's, copied by clone) and wait for them forever.
+        if (syscall(SYS_setgroups, 0, NULL) != 0 ||
+            syscall(SYS_setresgid, config->gid, config->gid, config->gid) != 0 ||
+            syscall(SYS_setresuid, config->uid, config->uid, config->uid) != 0)
             mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_IDENTITY);
     }
 

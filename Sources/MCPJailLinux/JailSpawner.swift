@@ -34,6 +34,8 @@ public struct JailPlan: Sendable, Equatable {
     public var environment: [String: String]
     public var hostname = "mcpjail"
 
+    static func depth(_ path: String) -> Int { path.split(separator: "/").count }
+
     /// The uid root's servers run as.
     public static let nobody: uid_t = 65534
 
@@ -98,6 +100,12 @@ public struct JailPlan: Sendable, Equatable {
             mounts.append(.tmpfs(target: home, size: 64 << 20, mode: 0o700))
             environment["HOME"] = home
         }
+        // Mount points nest: a parent first, so that a tmpfs at /tmp does not hide a bind at
+        // /tmp/project (stable, so equal depths keep the order above).
+        mounts = mounts.enumerated().sorted { a, b in
+            let (da, db) = (Self.depth(a.element.target), Self.depth(b.element.target))
+            return da != db ? da < db : a.offset < b.offset
+        }.map(\.element)
         if !covered(profile.server.workdir), profile.server.workdir != "/" {
             mounts.append(.directory(target: profile.server.workdir, mode: 0o755))
         }

@@ -106,6 +106,17 @@ public struct SpawnFailure: Sendable, Equatable {
         case Int(MCPJAIL_STAGE_CAPABILITIES.rawValue): "dropping capabilities"
         case Int(MCPJAIL_STAGE_NO_NEW_PRIVS.rawValue): "no_new_privs"
         case Int(MCPJAIL_STAGE_SECCOMP.rawValue): "seccomp"
+        case Int(MCPJAIL_STAGE_CLONE.rawValue): "clone (new namespaces)"
+        case Int(MCPJAIL_STAGE_WAIT_FOR_PARENT.rawValue): "waiting for the parent"
+        case Int(MCPJAIL_STAGE_IDENTITY.rawValue): "switching to the jail's ids"
+        case Int(MCPJAIL_STAGE_MOUNT_PRIVATE.rawValue): "private mounts"
+        case Int(MCPJAIL_STAGE_NEW_ROOT.rawValue): "the new root"
+        case Int(MCPJAIL_STAGE_MOUNT.rawValue): "mounting the profile's paths"
+        case Int(MCPJAIL_STAGE_FILES.rawValue): "writing /etc files"
+        case Int(MCPJAIL_STAGE_PIVOT_ROOT.rawValue): "pivot_root"
+        case Int(MCPJAIL_STAGE_HOSTNAME.rawValue): "hostname"
+        case Int(MCPJAIL_STAGE_LOOPBACK.rawValue): "loopback"
+        case Int(MCPJAIL_STAGE_INIT_FORK.rawValue): "starting the jail's init"
         default: "stage \(stage)"
         }
     }
@@ -119,7 +130,12 @@ public struct SpawnFailure: Sendable, Equatable {
         case (Int(MCPJAIL_STAGE_EXEC.rawValue), EACCES):
             hint = "\(command) is not executable by this user"
         case (Int(MCPJAIL_STAGE_CHDIR.rawValue), _):
-            hint = "server.workdir \(workdir) must be an existing directory"
+            hint = "server.workdir \(workdir) must be an existing directory inside the jail"
+        case (Int(MCPJAIL_STAGE_CLONE.rawValue), EPERM), (Int(MCPJAIL_STAGE_CLONE.rawValue), ENOSPC),
+            (Int(MCPJAIL_STAGE_CLONE.rawValue), EACCES):
+            hint = "user namespaces are disabled or restricted here; `mcpjail doctor` says how to enable them"
+        case (Int(MCPJAIL_STAGE_MOUNT.rawValue), EACCES):
+            hint = "a path in [filesystem] is not accessible to the jail's user (root's servers run as nobody)"
         default: break
         }
         return MCPJailError(.spawnFailed, "jail setup failed at \(stageName): \(reason)", hint: hint)

@@ -185,3 +185,16 @@ def test_a_profile_path_that_does_not_exist_starts_nothing(tmp_path: Path):
     assert done.returncode != 0
     assert b"/no/such/path does not exist" in done.stderr
     assert not (tmp_path / "state" / "logs" / "bad.stderr.log").exists()
+
+
+def test_jail_setup_failures_name_the_stage_and_leave_nothing(jail: "Jail"):
+    """A script whose interpreter the jail lacks fails at exec, with the stage and a hint."""
+    script = jail.root / "server.sh"
+    script.write_text("#!/opt/no-such-interpreter\n")
+    os.chmod(script, 0o755)
+    jail.write_profile("noexec", script)
+    done = subprocess.run(jail.command("noexec"), env=jail.env(), input=b"", capture_output=True, timeout=30)
+    assert done.returncode != 0
+    assert b"mcpjail: jail setup failed at exec: No such file or directory" in done.stderr
+    assert b"hint:" in done.stderr and b"#! line" in done.stderr
+    assert b"audit" not in done.stdout  # nothing was relayed
