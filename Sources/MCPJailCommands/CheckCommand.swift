@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import Foundation
 import MCPJailCore
 
@@ -30,14 +31,24 @@ struct Check: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("The profile to check: NAME.toml in the profile directory.", valueName: "name"))
     var name: String
 
+    /// Who the server runs as in its jail, as comments (the output stays a valid profile).
+    static func identityNote(isRoot: Bool, uid: uid_t) -> String {
+        if isRoot {
+            return "\n# jail identity: the server runs as nobody (uid 65534, gid 65534), supplementary groups dropped\n"
+        }
+        return "\n# jail identity: the server runs as your own uid \(uid); as an ordinary user mcpjail cannot drop\n"
+            + "# your supplementary groups (only root can): files your groups may read stay readable if bound\n"
+    }
+
     func run() async throws {
         try output(store: profileOptions.store()).emit()
     }
 
-    func output(store: ProfileStore) -> ProfileCommandOutput {
+    func output(store: ProfileStore, isRoot: Bool = geteuid() == 0, uid: uid_t = getuid()) -> ProfileCommandOutput {
         do {
             let profile = try store.load(name)
-            return ProfileCommandOutput(stdout: json ? profile.effectiveJSON() + "\n" : profile.effectiveTOML())
+            if json { return ProfileCommandOutput(stdout: profile.effectiveJSON() + "\n") }
+            return ProfileCommandOutput(stdout: profile.effectiveTOML() + Self.identityNote(isRoot: isRoot, uid: uid))
         } catch let error as ProfileError {
             var result = ProfileCommandOutput.failure(error)
             if json {

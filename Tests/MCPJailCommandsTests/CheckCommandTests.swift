@@ -125,3 +125,12 @@ struct CheckCommandTests {
         #expect(bare.profileOptions.isExplicit(environment: ["MCPJAIL_PROFILES": "/p"]))
     }
 }
+
+@Suite struct CheckIdentityNoteTests {
+    @Test func saysWhoTheServerRunsAs() {
+        #expect(Check.identityNote(isRoot: true, uid: 0).contains("runs as nobody (uid 65534, gid 65534), supplementary groups dropped"))
+        let user = Check.identityNote(isRoot: false, uid: 1000)
+        #expect(user.contains("uid 1000") && user.contains("cannot drop") && user.contains("supplementary groups"))
+        #expect(user.split(separator: "\n").allSatisfy { $0.hasPrefix("#") })
+    }
+}
