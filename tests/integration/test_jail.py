@@ -198,3 +198,23 @@ def test_jail_setup_failures_name_the_stage_and_leave_nothing(jail: "Jail"):
     assert b"mcpjail: jail setup failed at exec: No such file or directory" in done.stderr
     assert b"hint:" in done.stderr and b"#! line" in done.stderr
     assert b"audit" not in done.stdout  # nothing was relayed
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a setuid-root binary needs root")
+def test_a_setuid_binary_gives_no_privileges_in_the_jail(jail: "Jail"):
+    """A setuid-root copy of `id`: run unjailed by an ordinary user it reports euid 0 (the
+    probe detects the breach); run in the jail it does not (no_new_privs, root unmapped)."""
+    suid_dir = jail.root / "suid"
+    suid_dir.mkdir()
+    os.chmod(suid_dir, 0o755)
+    binary = suid_dir / "id-suid"
+    shutil.copy("/usr/bin/id", binary)
+    os.chown(binary, 0, 0)
+    os.chmod(binary, 0o4755)
+    unjailed = subprocess.run(as_user([str(binary), "-u"], "nobody"), capture_output=True, text=True, timeout=30)
+    assert unjailed.stdout.strip() == "0", unjailed  # the setuid bit works outside
+    jail.write_profile("suid", "/bin/sh", ["-c", f"{binary} -u >&2; {binary} -un >&2 || true"], read_only=["/usr", str(suid_dir)])
+    done = subprocess.run(jail.command("suid"), env=jail.env(), input=b"", capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    lines = jail.stderr_log("suid").splitlines()[1:]
+    assert lines[0] == str(NOBODY), lines
