@@ -1,5 +1,6 @@
-// The code between fork and exec. Swift is not async-signal-safe there, so this stays in
-// C and touches only data the parent prepared. Failures travel to the parent as
+// The server's last steps before exec, run in the jail by its init (mcpjail_jail.c).
+// Swift is not async-signal-safe there, so this stays in C and touches only data the
+// parent prepared. Failures travel to the parent as
 // (stage, errno) over a CLOEXEC pipe, the swift-subprocess / bubblewrap shape.
 #define _GNU_SOURCE
 #include "mcpjail_spawn.h"
@@ -113,53 +114,4 @@ void mcpjail_spawn_child(const struct mcpjail_spawn_config *config, int error_fd
 
     execve(config->path, config->argv, config->envp);
     mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_EXEC);
-}
-
-int mcpjail_spawn(const struct mcpjail_spawn_config *config, struct mcpjail_spawn_result *result) {
-    result->pid = -1;
-    result->stage = MCPJAIL_STAGE_NONE;
-    result->error = 0;
-
-    int error_pipe[2];
-    if (pipe2(error_pipe, O_CLOEXEC) != 0) {
-        result->stage = MCPJAIL_STAGE_FORK;
-        result->error = errno;
-        return -1;
-    }
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        result->stage = MCPJAIL_STAGE_FORK;
-        result->error = errno;
-        close(error_pipe[0]);
-        close(error_pipe[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        close(error_pipe[0]);
-        mcpjail_spawn_child(config, error_pipe[1], parent);
-    }
-    close(error_pipe[1]);
-
-    int message[2] = { 0, 0 };
-    ssize_t got;
-    do {
-        got = read(error_pipe[0], message, sizeof(message));
-    } while (got < 0 && errno == EINTR);
-    close(error_pipe[0]);
-
-    if (got == 0) {  // EOF: exec closed the CLOEXEC pipe, the server is running
-        result->pid = pid;
-        return 0;
-    }
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    if (got == (ssize_t)sizeof(message)) {
-        result->stage = message[0];
-        result->error = message[1];
-    } else {
-        result->stage = MCPJAIL_STAGE_FORK;
-        result->error = got < 0 ? errno : EPIPE;
-    }
-    return -1;
 }

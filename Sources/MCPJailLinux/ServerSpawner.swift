@@ -37,53 +37,12 @@ public struct SpawnedServer: Sendable, Equatable {
     public init(pid: pid_t) { self.pid = pid }
 }
 
-/// The seam between the relay and how a server is started. The containment issue
-/// replaces ``DirectSpawner`` with a jail behind this same protocol.
+/// The seam between the session and how a server is started: ``JailSpawner`` in `run`;
+/// tests may put another behind it.
 public protocol ServerSpawner: Sendable {
     /// Starts the server `profile` names with `stdio` as its fds 0-2 and `restrictions`
     /// applied. On failure nothing is left running, and the error says which step failed and why.
     func spawn(_ profile: Profile, stdio: ServerStdio, restrictions: ChildRestrictions) throws(MCPJailError) -> SpawnedServer
-}
-
-/// Starts the server as a child in its own session and process group, killed if mcpjail
-/// dies (PR_SET_PDEATHSIG), with only fds 0-2, the profile's environment, no capabilities,
-/// no_new_privs and the given cgroups, rlimits and seccomp filter.
-/// No namespaces yet: that is the containment issue's jail spawner.
-public struct DirectSpawner: ServerSpawner {
-    public init() {}
-
-    public func spawn(_ profile: Profile, stdio: ServerStdio, restrictions: ChildRestrictions) throws(MCPJailError) -> SpawnedServer {
-        let argv = [profile.server.command] + profile.server.args
-        let envp = profile.server.env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        let rlimits = restrictions.rlimits.map { mcpjail_rlimit(resource: $0.resource, soft: $0.soft, hard: $0.hard) }
-        var result = mcpjail_spawn_result()
-        let status: Int32 = CStringArray(argv).withPointers { argvPointers in
-            CStringArray(envp).withPointers { envPointers in
-                profile.server.command.withCString { path in
-                    profile.server.workdir.withCString { workdir in
-                        restrictions.cgroupProcsFDs.withUnsafeBufferPointer { cgroupFDs in
-                            rlimits.withUnsafeBufferPointer { limits in
-                                restrictions.seccompProgram.withUnsafeBytes { filter in
-                                    var config = mcpjail_spawn_config(
-                                        path: path, argv: argvPointers, envp: envPointers, workdir: workdir,
-                                        stdin_fd: stdio.stdin, stdout_fd: stdio.stdout, stderr_fd: stdio.stderr,
-                                        cgroup_procs_fds: cgroupFDs.baseAddress, cgroup_procs_fd_count: Int32(cgroupFDs.count),
-                                        rlimits: limits.baseAddress, rlimit_count: Int32(limits.count),
-                                        seccomp_filter: filter.isEmpty ? nil : filter.baseAddress,
-                                        seccomp_filter_length: UInt16(filter.count / 8))
-                                    return mcpjail_spawn(&config, &result)
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        guard status == 0 else {
-            throw SpawnFailure(stage: Int(result.stage), errno: result.error).error(command: profile.server.command, workdir: profile.server.workdir)
-        }
-        return SpawnedServer(pid: result.pid)
-    }
 }
 
 /// A (stage, errno) pair from the child, turned into the user's one line and a hint.

@@ -30,8 +30,13 @@ struct mcpjail_rlimit {
     unsigned long long hard;
 };
 
-/// Everything the child needs, prepared by the Swift parent before the fork: the child
-/// runs only async-signal-safe calls on this data (no allocation, no Swift code).
+/// What the server's process applies to itself before exec (mcpjail_spawn_child, run by the
+/// jail's init): prepared by the Swift parent before the clone; the child runs only
+/// async-signal-safe calls on this data (no allocation, no Swift code). In order: a new
+/// session, PR_SET_PDEATHSIG(SIGKILL), default signal dispositions and an empty mask, the
+/// given cgroups and rlimits, fds 0-2 from the pipes and nothing else, `workdir`, every
+/// capability dropped (bounding and ambient sets included), no_new_privs, the seccomp
+/// filter last, then exec.
 struct mcpjail_spawn_config {
     const char *path;          ///< absolute executable path
     char *const *argv;         ///< NULL-terminated
@@ -57,13 +62,6 @@ struct mcpjail_spawn_result {
     int error;
 };
 
-/// Forks and execs `config->path` in a new session (so its whole process group can be
-/// signalled), with PR_SET_PDEATHSIG(SIGKILL), default signal dispositions, an empty
-/// signal mask, in the given cgroups, with the given rlimits, only fds 0-2 open,
-/// `config->workdir` as its directory, every capability dropped (bounding and ambient
-/// sets included), no_new_privs, and the seccomp filter installed last.
-/// Returns 0 with result->pid set once exec has succeeded, or -1 with stage/error set
-/// (the child, if any, has been reaped).
-int mcpjail_spawn(const struct mcpjail_spawn_config *config, struct mcpjail_spawn_result *result);
+
 
 #endif
