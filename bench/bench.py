@@ -246,7 +246,10 @@ def jail_startup(ways: dict, env: dict, rounds: int) -> str:
         lines.append(f"| {name} | {fmt_time(med[name])} | {fmt_time(max(0.0, med[name] - med['direct']))} | {fmt_time(tear[name])} |")
     added_jail = med["mcpjail run"] - med["direct"]
     added_bwrap = med["bwrap --unshare-all"] - med["direct"]
-    lines.append(f"mcpjail's added start-up / bwrap's: {added_jail / added_bwrap:.2f} (target <= 1.0); teardown target < 10 ms" if added_bwrap > 0 else "")
+    if added_bwrap > 0:
+        lines.append(f"mcpjail's added start-up / bwrap's: {added_jail / added_bwrap:.2f} (target <= 1.0); teardown target < 10 ms")
+    else:
+        lines.append(f"bwrap's added start-up measured {added_bwrap * 1000:.2f} ms this run (within noise); mcpjail's: {added_jail * 1000:.2f} ms; teardown target < 10 ms")
     return "\n".join(lines)
 
 
