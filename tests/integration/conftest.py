@@ -393,3 +393,26 @@ def prerequisites():
         missing += [str(p) for p in (MCPJAIL, SWIFT_CLIENT) if not p.exists()]
     if missing:
         pytest.fail(f"missing prerequisites (run `make build`): {', '.join(missing)}", pytrace=False)
+
+
+# -- a git repository for mcp-server-git (shared by the Python and Swift SDK tests) --------------
+@pytest.fixture
+def git_repo(jail: Jail) -> Path:
+    repo = jail.root / "repo"
+    repo.mkdir()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(jail.root), "GIT_CONFIG_NOSYSTEM": "1"}
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    git("config", "user.email", "test@example.invalid")
+    git("config", "user.name", "mcpjail test")
+    (repo / "hello.txt").write_text("hello\n")
+    git("add", "hello.txt")
+    git("commit", "-q", "-m", "first commit through mcpjail")
+    (repo / "hello.txt").write_text("hello, changed\n")
+    if os.geteuid() == 0:  # the jailed server (nobody) owns the repository it works on
+        for path in [repo, *repo.rglob("*")]:
+            os.chown(path, JAILED_UID, JAILED_UID, follow_symlinks=False)
+    return repo

@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from conftest import JAILED_UID, Jail, wait_for
+from conftest import Jail, wait_for
 from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 
@@ -100,28 +100,6 @@ def test_time_server(jail: Jail, era: str):
 
 
 # -- mcp-server-git ------------------------------------------------------------------------------
-@pytest.fixture
-def git_repo(jail: Jail) -> Path:
-    repo = jail.root / "repo"
-    repo.mkdir()
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(jail.root), "GIT_CONFIG_NOSYSTEM": "1"}
-
-    def git(*args: str) -> None:
-        subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
-
-    git("init", "-q", "-b", "main")
-    git("config", "user.email", "test@example.invalid")
-    git("config", "user.name", "mcpjail test")
-    (repo / "hello.txt").write_text("hello\n")
-    git("add", "hello.txt")
-    git("commit", "-q", "-m", "first commit through mcpjail")
-    (repo / "hello.txt").write_text("hello, changed\n")
-    if os.geteuid() == 0:  # the jailed server (nobody) owns the repository it works on
-        for path in [repo, *repo.rglob("*")]:
-            os.chown(path, JAILED_UID, JAILED_UID, follow_symlinks=False)
-    return repo
-
-
 @pytest.mark.parametrize("era", ERAS)
 def test_git_server(jail: Jail, git_repo: Path, era: str):
     jail.git_profile(git_repo)

@@ -53,3 +53,14 @@ def test_swift_client_tool_error(jail: Jail):
     assert report["call"]["isError"] is True
     records = jail.assert_audit_intact()
     assert [r["outcome"] for r in records if r.get("method") == "tools/call"] == ["tool_error"]
+
+
+def test_swift_client_git_server(jail: Jail, git_repo):
+    jail.git_profile(git_repo)
+    report = run_swift_client(jail, "git", "--tool", "git_log", "--arguments", json.dumps({"repo_path": str(git_repo)}))
+    assert {"git_status", "git_log", "git_diff_unstaged"} <= set(report["tools"])
+    call = report["call"]
+    assert call["isError"] is False
+    assert "first commit through mcpjail" in call["content"][0]["text"]
+    calls = [r for r in jail.assert_audit_intact() if r.get("method") == "tools/call"]
+    assert [c["tool"] for c in calls] == ["git_log"] and calls[0]["outcome"] == "ok"
