@@ -4,8 +4,6 @@ protocol eras: legacy (`initialize`) and 2026-07-28 (`server/discover`)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from contextlib import asynccontextmanager
 from pathlib import Path
 
