@@ -42,9 +42,10 @@ public final class Session {
         let seccomp = try SeccompPolicy.compile(profile)
         let (rlimits, rlimitNotes) = ResourceLimits.applicable(for: profile.limits)
         for note in rlimitNotes { logger.notice("\(note)") }
-        let stale = CgroupJanitor.sweep(CgroupPlan.make(for: profile.limits))
+        let cgroupPlan = CgroupPlan.make(for: profile.limits)
+        let stale = CgroupJanitor.sweep(cgroupPlan)
         if !stale.isEmpty { logger.notice("removed \(stale.count) cgroups left by sessions that were killed") }
-        let cgroup = try SessionCgroup.create(for: profile, session: sessionID)
+        let cgroup = try SessionCgroup.create(for: profile, session: sessionID, plan: cgroupPlan)
         if let missing = cgroup?.plan.missingDescription { logger.warning("limits not enforced (best-effort): \(missing)") }
         let restrictions = ChildRestrictions(cgroupProcsFDs: cgroup?.procsFDs ?? [], rlimits: rlimits, seccompProgram: seccomp.program)
         // Everything that can fail is prepared before the server starts.
