@@ -42,13 +42,6 @@ public final class Session {
         let seccomp = try SeccompPolicy.compile(profile)
         let (rlimits, rlimitNotes) = ResourceLimits.applicable(for: profile.limits)
         for note in rlimitNotes { logger.notice("\(note)") }
-        let cgroupPlan = CgroupPlan.make(for: profile.limits)
-        let stale = CgroupJanitor.sweep(cgroupPlan)
-        if !stale.isEmpty { logger.notice("removed \(stale.count) cgroups left by sessions that were killed") }
-        let cgroup = try SessionCgroup.create(for: profile, session: sessionID, plan: cgroupPlan)
-        if let missing = cgroup?.plan.missingDescription { logger.warning("limits not enforced (best-effort): \(missing)") }
-        let restrictions = ChildRestrictions(cgroupProcsFDs: cgroup?.procsFDs ?? [], rlimits: rlimits, seccompProgram: seccomp.program)
-        // Everything that can fail is prepared before the server starts.
         let events: EventPipe
         let stdinPipe, stdoutPipe, stderrPipe: (read: Int32, write: Int32)
         do throws(SystemCallError) {
@@ -62,6 +55,15 @@ public final class Session {
         }
         signal(SIGPIPE, SIG_IGN)
         _ = mcpjail_set_child_subreaper()
+
+        // The session's cgroup last, so that nothing can fail between making it and either
+        // the jail joining it or its removal.
+        let cgroupPlan = CgroupPlan.make(for: profile.limits)
+        let stale = CgroupJanitor.sweep(cgroupPlan)
+        if !stale.isEmpty { logger.notice("removed \(stale.count) cgroups left by sessions that were killed") }
+        let cgroup = try SessionCgroup.create(for: profile, session: sessionID, plan: cgroupPlan)
+        if let missing = cgroup?.plan.missingDescription { logger.warning("limits not enforced (best-effort): \(missing)") }
+        let restrictions = ChildRestrictions(cgroupProcsFDs: cgroup?.procsFDs ?? [], rlimits: rlimits, seccompProgram: seccomp.program)
 
         let server: SpawnedServer
         do {
