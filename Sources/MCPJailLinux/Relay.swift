@@ -272,9 +272,6 @@ public final class Relay: @unchecked Sendable {
         }
     }
 
-    /// How many requests wait for the server.
-    public var inFlightCount: Int { pending.withLock { $0.count } }
-
     // MARK: helpers
 
     private func sendToClient(_ bytes: [UInt8]) {

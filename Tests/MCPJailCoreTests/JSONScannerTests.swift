@@ -31,6 +31,8 @@ private func classify(_ text: String) throws -> JSONRPCMessageKind {
     @Test func decodesEscapedKeysAsTheServerWould() throws {
         let message = try scan(#"{"\u006dethod":"x","p\u00e4r":1}"#)
         #expect(message.members.map(\.key) == ["method", "pär"])
+        // Lone surrogates in keys become U+FFFD (the digest refuses them instead).
+        #expect(try scan(#"{"\ud800x":1,"\udc00":2,"\ud83d\ude00":3}"#).members.map(\.key) == ["\u{FFFD}x", "\u{FFFD}", "😀"])
     }
 
     @Test func reportsDuplicateKeysAtInspectedLevels() throws {

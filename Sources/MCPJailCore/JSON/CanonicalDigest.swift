@@ -151,93 +151,8 @@ private struct SpanTreeBuilder {
 
     func decodedKey(_ span: ByteSpan) throws(JSONScanError) -> String {
         var collector = UTF8Collector()
-        try StringTranscoder.transcode(bytes, span, into: &collector)
+        try StringTranscoder.transcode(bytes, span, into: &collector, loneSurrogates: .refuse)
         return String(decoding: collector.bytes, as: UTF8.self)
-    }
-}
-
-/// Receives the UTF-8 bytes of a decoded string.
-private protocol DecodedSink {
-    mutating func plain(_ run: UnsafeRawBufferPointer)
-    mutating func scalar(_ value: UInt32)
-}
-
-private struct UTF8Collector: DecodedSink {
-    var bytes: [UInt8] = []
-    mutating func plain(_ run: UnsafeRawBufferPointer) { bytes.append(contentsOf: run) }
-    mutating func scalar(_ value: UInt32) { StringTranscoder.appendUTF8(value, to: &bytes) }
-}
-
-/// Decodes a validated JSON string literal into runs of plain bytes and escaped scalars.
-private enum StringTranscoder {
-    static func transcode(_ bytes: UnsafeRawBufferPointer, _ span: ByteSpan, into sink: inout some DecodedSink) throws(JSONScanError) {
-        var i = span.start + 1
-        let end = span.end - 1
-        var runStart = i
-        let base = bytes.baseAddress!
-        while i < end {
-            guard let escape = memchr(base + i, Int32(UInt8(ascii: "\\")), end - i) else { break }
-            i = UnsafeRawPointer(escape) - base
-            if i > runStart { sink.plain(UnsafeRawBufferPointer(rebasing: bytes[runStart..<i])) }
-            let kind = bytes[i + 1]
-            i += 2
-            switch kind {
-            case UInt8(ascii: "b"): sink.scalar(0x08)
-            case UInt8(ascii: "f"): sink.scalar(0x0C)
-            case UInt8(ascii: "n"): sink.scalar(0x0A)
-            case UInt8(ascii: "r"): sink.scalar(0x0D)
-            case UInt8(ascii: "t"): sink.scalar(0x09)
-            case UInt8(ascii: "u"):
-                var code = hex4(bytes, i)
-                i += 4
-                if (0xD800..<0xDC00).contains(code) {
-                    guard i + 6 <= end, bytes[i] == UInt8(ascii: "\\"), bytes[i + 1] == UInt8(ascii: "u"),
-                        case let low = hex4(bytes, i + 2), (0xDC00..<0xE000).contains(low)
-                    else { throw JSONScanError(offset: i, reason: "lone surrogate") }
-                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                    i += 6
-                } else if (0xDC00..<0xE000).contains(code) {
-                    throw JSONScanError(offset: i, reason: "lone surrogate")
-                }
-                sink.scalar(code)
-            default: sink.scalar(UInt32(kind))  // " \ /
-            }
-            runStart = i
-        }
-        if end > runStart { sink.plain(UnsafeRawBufferPointer(rebasing: bytes[runStart..<end])) }
-    }
-
-    static func hex4(_ bytes: UnsafeRawBufferPointer, _ at: Int) -> UInt32 {
-        var value: UInt32 = 0
-        for offset in 0..<4 {
-            let byte = bytes[at + offset]
-            let digit: UInt32 =
-                switch byte {
-                case 0x30...0x39: UInt32(byte - 0x30)
-                case 0x61...0x66: UInt32(byte - 0x61 + 10)
-                default: UInt32(byte - 0x41 + 10)
-                }
-            value = value << 4 | digit
-        }
-        return value
-    }
-
-    static func appendUTF8(_ scalar: UInt32, to out: inout [UInt8]) {
-        switch scalar {
-        case 0..<0x80: out.append(UInt8(scalar))
-        case 0x80..<0x800:
-            out.append(UInt8(0xC0 | scalar >> 6))
-            out.append(UInt8(0x80 | scalar & 0x3F))
-        case 0x800..<0x10000:
-            out.append(UInt8(0xE0 | scalar >> 12))
-            out.append(UInt8(0x80 | scalar >> 6 & 0x3F))
-            out.append(UInt8(0x80 | scalar & 0x3F))
-        default:
-            out.append(UInt8(0xF0 | scalar >> 18))
-            out.append(UInt8(0x80 | scalar >> 12 & 0x3F))
-            out.append(UInt8(0x80 | scalar >> 6 & 0x3F))
-            out.append(UInt8(0x80 | scalar & 0x3F))
-        }
     }
 }
 
@@ -284,7 +199,7 @@ private struct CanonicalEmitter: DecodedSink {
 
     mutating func emitString(_ span: ByteSpan) throws(JSONScanError) {
         append(UInt8(ascii: "\""))
-        try StringTranscoder.transcode(bytes, span, into: &self)
+        try StringTranscoder.transcode(bytes, span, into: &self, loneSurrogates: .refuse)
         append(UInt8(ascii: "\""))
     }
 

@@ -321,9 +321,10 @@ private struct Scanner {
                 let contentEnd = index
                 index += 1
                 guard decode else { return nil }
-                let raw = UnsafeBufferPointer(start: base + contentStart, count: contentEnd - contentStart)
-                if !hasEscapes { return String(decoding: raw, as: UTF8.self) }
-                return Self.unescape(raw)
+                if !hasEscapes {
+                    return String(decoding: UnsafeBufferPointer(start: base + contentStart, count: contentEnd - contentStart), as: UTF8.self)
+                }
+                return UTF8Collector.decode(bytes, ByteSpan(start: contentStart - 1, end: index))
             } else if byte == UInt8(ascii: "\\") {
                 hasEscapes = true
                 try scanEscape()
@@ -400,56 +401,5 @@ private struct Scanner {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): UInt32(byte - UInt8(ascii: "A") + 10)
         default: nil
         }
-    }
-
-    /// Decodes an already validated string body with escapes. Lone surrogates become
-    /// U+FFFD, as most parsers do.
-    static func unescape(_ raw: UnsafeBufferPointer<UInt8>) -> String {
-        var scalars = String.UnicodeScalarView()
-        var utf8: [UInt8] = []
-        func flushUTF8() {
-            if !utf8.isEmpty {
-                scalars.append(contentsOf: String(decoding: utf8, as: UTF8.self).unicodeScalars)
-                utf8.removeAll(keepingCapacity: true)
-            }
-        }
-        func hex4(_ at: Int) -> UInt32 {
-            (0..<4).reduce(0) { $0 << 4 | (hexValue(raw[at + $1]) ?? 0) }
-        }
-        var i = 0
-        while i < raw.count {
-            let byte = raw[i]
-            guard byte == UInt8(ascii: "\\") else {
-                utf8.append(byte)
-                i += 1
-                continue
-            }
-            flushUTF8()
-            let kind = raw[i + 1]
-            i += 2
-            switch kind {
-            case UInt8(ascii: "b"): scalars.append("\u{08}")
-            case UInt8(ascii: "f"): scalars.append("\u{0C}")
-            case UInt8(ascii: "n"): scalars.append("\n")
-            case UInt8(ascii: "r"): scalars.append("\r")
-            case UInt8(ascii: "t"): scalars.append("\t")
-            case UInt8(ascii: "u"):
-                var code = hex4(i)
-                i += 4
-                if (0xD800..<0xDC00).contains(code), i + 6 <= raw.count, raw[i] == UInt8(ascii: "\\"),
-                    raw[i + 1] == UInt8(ascii: "u")
-                {
-                    let low = hex4(i + 2)
-                    if (0xDC00..<0xE000).contains(low) {
-                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                        i += 6
-                    }
-                }
-                scalars.append(Unicode.Scalar(code) ?? "\u{FFFD}")
-            default: scalars.append(Unicode.Scalar(kind))  // " \ /
-            }
-        }
-        flushUTF8()
-        return String(scalars)
     }
 }

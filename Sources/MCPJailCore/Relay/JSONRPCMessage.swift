@@ -48,12 +48,11 @@ public enum JSONRPCMessageKind: Sendable, Equatable {
 public enum JSONText {
     /// Decodes a JSON string literal (with its quotes) that the scanner has validated.
     public static func decodeString(_ literal: String) -> String {
-        // Wrapped as an object key, the literal goes through the scanner's own decoder.
-        var wrapped = Array("{".utf8) + Array(literal.utf8) + Array(":0}".utf8)
-        let key = wrapped.withUnsafeMutableBytes { raw in
-            (try? JSONScanner.scan(UnsafeRawBufferPointer(raw)))?.members.first?.key
+        var bytes = Array(literal.utf8)
+        guard bytes.count >= 2 else { return literal }
+        return bytes.withUnsafeMutableBytes { raw in
+            UTF8Collector.decode(UnsafeRawBufferPointer(raw), ByteSpan(start: 0, end: raw.count))
         }
-        return key ?? literal
     }
 }
 
