@@ -17,7 +17,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
         .package(url: "https://github.com/modelcontextprotocol/swift-sdk", exact: "0.12.1"),
     ],
@@ -33,6 +34,7 @@ let package = Package(
             dependencies: [
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "JWTKit", package: "jwt-kit"),
             ],
             swiftSettings: strict
         ),
@@ -63,7 +65,12 @@ let package = Package(
             dependencies: [.product(name: "MCP", package: "swift-sdk")],
             swiftSettings: strict
         ),
-        .testTarget(name: "MCPJailCoreTests", dependencies: ["MCPJailCore"], swiftSettings: strict),
+        .testTarget(
+            name: "MCPJailCoreTests",
+            // jwt-kit here signs the tests' own tokens, a cross-check of mcpjail's verifier.
+            dependencies: ["MCPJailCore", .product(name: "JWTKit", package: "jwt-kit")],
+            swiftSettings: strict
+        ),
         .testTarget(name: "MCPJailLinuxTests", dependencies: ["MCPJailLinux", "MCPJailCore"], swiftSettings: strict),
         .testTarget(
             name: "MCPJailCommandsTests",
