@@ -279,6 +279,8 @@ def main() -> int:
         'env = { PATH = "/usr/bin:/bin" }\n'
         "[filesystem]\n"
         f"read_only = [\"/usr\", {json.dumps(str(ROOT / '.venv'))}, {json.dumps(str(ROOT / 'bench'))}]\n"
+        # The full relay policy: the tool allow-list and strict schema validation of every call.
+        "[tools.echo]\n"
     )
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp), "MCPJAIL_STATE_DIR": str(tmp / "state")}
     server = f"{shlex.quote(str(PY))} {shlex.quote(str(ECHO))}"

@@ -53,6 +53,12 @@ async def session(env: dict[str, str]) -> None:
             )
             print(result.content[0].text)
 
+            heading('the relay refuses what the schema does not allow: get_current_time {"timezone": "UTC", "shell": "rm -rf /"}')
+            result = await client.call_tool("get_current_time", {"timezone": "UTC", "shell": "rm -rf /"})
+            if not result.is_error:
+                raise SystemExit("demo: a smuggled argument was not refused")
+            print(json.dumps(result.structured_content, indent=2))
+
 
 def mcpjail(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(MCPJAIL), *args], env=env, capture_output=True, text=True, timeout=30)
@@ -69,7 +75,7 @@ def main() -> int:
     heading("the audit log (mcpjail logs)")
     print(mcpjail(env, "logs").stdout, end="")
 
-    heading("the audit record of the get_current_time call (mcpjail logs --json)")
+    heading("the audit record of the first get_current_time call (mcpjail logs --json)")
     logs = mcpjail(env, "logs", "--json")
     records = [json.loads(line) for line in logs.stdout.splitlines() if line.strip()]
     calls = [r for r in records if r.get("tool") == "get_current_time"]

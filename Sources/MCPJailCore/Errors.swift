@@ -57,15 +57,24 @@ public struct SafeError: Sendable, Equatable {
         public static let forbidden = Kind(rawValue: "forbidden")
         public static let limitExceeded = Kind(rawValue: "limit_exceeded")
         public static let `internal` = Kind(rawValue: "internal")
+        public static let invalidArguments = Kind(rawValue: "invalid_arguments")
+        public static let rateLimited = Kind(rawValue: "rate_limited")
+        public static let timeout = Kind(rawValue: "timeout")
     }
 
     public var kind: Kind
     public var message: String
     public var retryable: Bool
+    /// `rate_limited`: seconds until a retry can succeed (`retry_after` in the triple).
+    public var retryAfter: Double?
+    /// `invalid_arguments`: the JSON pointer of the first violation (`pointer`).
+    public var pointer: String?
 
-    public init(_ kind: Kind, _ message: String, retryable: Bool) {
+    public init(_ kind: Kind, _ message: String, retryable: Bool, retryAfter: Double? = nil, pointer: String? = nil) {
         self.kind = kind
         self.message = message
         self.retryable = retryable
+        self.retryAfter = retryAfter
+        self.pointer = pointer
     }
 }

@@ -104,6 +104,7 @@ public final class AuditWriter: @unchecked Sendable {
             record.server = context.profile.name
             record.profileDigest = context.profile.digest
             record.session = context.sessionID
+            record.auth = context.profile.auth.required ? "required" : "off"
             if case .digest(let digest) = entry.arguments { record.argumentsDigest = digest }
             return record
         }

@@ -15,6 +15,11 @@ final class LineReader {
         case forward
         /// Do not forward it (the relay answered it, or dropped it).
         case consume
+        /// Forward these bytes (a newline is added) in the line's place, in order.
+        case replace([UInt8])
+        /// Flush the lines forwarded before this one, then ask again about the same line:
+        /// for a decision that must write to the peer first (the relay's own requests).
+        case flushFirst
     }
 
     private let fd: Int32
@@ -61,10 +66,17 @@ final class LineReader {
                 reportOversize(dropped + (end - start), onOversize)
             } else if end > start {
                 let line = UnsafeRawBufferPointer(start: storage + start, count: end - start)
-                if onLine(line) == .forward {
+                var disposition = onLine(line)
+                if case .flushFirst = disposition { disposition = onLine(line) }
+                switch disposition {
+                case .forward:
                     // Forward it terminated, as the protocol requires.
                     (storage + end).storeBytes(of: UInt8(ascii: "\n"), as: UInt8.self)
                     try flush(UnsafeRawBufferPointer(start: storage + start, count: end - start + 1))
+                case .replace(let bytes):
+                    try Self.flushTerminated(bytes, flush)
+                case .consume, .flushFirst:
+                    break
                 }
             }
             start = 0
@@ -92,12 +104,20 @@ final class LineReader {
                 continue
             }
             let line = UnsafeRawBufferPointer(start: storage + lineStart, count: lineEnd - lineStart)
-            switch onLine(line) {
+            var disposition = onLine(line)
+            if case .flushFirst = disposition {
+                try flushRun(&runStart, &runEnd, next: lineStart, flush)
+                disposition = onLine(line)
+            }
+            switch disposition {
             case .forward:
                 if runEnd != lineStart { try flushRun(&runStart, &runEnd, next: lineStart, flush) }
                 runEnd = newline + 1
-            case .consume:
+            case .consume, .flushFirst:
                 try flushRun(&runStart, &runEnd, next: newline + 1, flush)
+            case .replace(let bytes):
+                try flushRun(&runStart, &runEnd, next: newline + 1, flush)
+                try Self.flushTerminated(bytes, flush)
             }
         }
         try flushRun(&runStart, &runEnd, next: lineStart, flush)
@@ -118,6 +138,22 @@ final class LineReader {
             searched = 0
         }
         return true
+    }
+
+    private static func flushTerminated(
+        _ bytes: [UInt8], _ flush: (UnsafeRawBufferPointer) throws(SystemCallError) -> Void
+    ) throws(SystemCallError) {
+        var line = bytes
+        line.append(UInt8(ascii: "\n"))
+        let result: Result<Void, SystemCallError> = line.withUnsafeBytes { raw in
+            do throws(SystemCallError) {
+                try flush(raw)
+                return .success(())
+            } catch {
+                return .failure(error)
+            }
+        }
+        try result.get()
     }
 
     private func keepPrefix() {

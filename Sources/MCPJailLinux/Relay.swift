@@ -9,14 +9,20 @@ import Synchronization
 /// Two blocking threads, one per direction, each owning its ``LineReader``: the
 /// client-to-server thread scans every line, refuses framing faults (invalid JSON, batches,
 /// oversize lines, malformed envelopes) and runs each request through the
-/// ``RequestPipeline``; the server-to-client thread drops what is not JSON-RPC, matches
-/// responses to requests and hands the outcome to the ``AuditWriter``. Everything
-/// forwarded is the original bytes. Replies of mcpjail's own and forwarded server output
-/// share one lock on the client's stdout so lines never interleave.
+/// ``RelayPolicy``'s pipeline; the server-to-client thread drops what is not JSON-RPC,
+/// matches responses to requests, filters list results, sanitizes errors, redacts secrets
+/// and hands the outcome to the ``AuditWriter``. What needs no change is forwarded as the
+/// original bytes. Replies of mcpjail's own and forwarded server output share one lock on
+/// the client's stdout so lines never interleave.
+///
+/// The relay also sends requests of its own to the server: `tools/list` (ids
+/// `dev.mcpjail/tools-N`) to learn the argument schemas before the first call and after
+/// `notifications/tools/list_changed`, and `notifications/cancelled` for a call that
+/// outlived its timeout. Their answers never reach the client.
 public final class Relay: @unchecked Sendable {
     // Shared state is behind `pending` and `clientOutput`; each reader is owned by its thread.
     private let context: SessionContext
-    private let pipeline: RequestPipeline
+    private let policy: RelayPolicy
     private let audit: AuditWriter
     private let events: EventPipe
     private let logger: Logger
@@ -25,17 +31,20 @@ public final class Relay: @unchecked Sendable {
     private let serverInput: ServerInput
     private let serverOutput: Int32
     private let pending = Mutex<[RequestID: PendingCall]>([:])
+    /// Client thread only: the current line was answered with `.flushFirst`.
+    private var awaitingFlush = false
+    private let internalRequests = Atomic<Int>(0)
 
     /// Arguments larger than this are digested on the relay thread instead of copied for
     /// the audit thread, so a huge argument is never held twice.
     private static let largeArguments = 1 << 20
 
     public init(
-        context: SessionContext, pipeline: RequestPipeline, audit: AuditWriter, events: EventPipe,
+        context: SessionContext, policy: RelayPolicy, audit: AuditWriter, events: EventPipe,
         logger: Logger, clientInput: Int32, clientOutput: Int32, serverInput: Int32, serverOutput: Int32
     ) {
         self.context = context
-        self.pipeline = pipeline
+        self.policy = policy
         self.audit = audit
         self.events = events
         self.logger = logger
@@ -105,6 +114,18 @@ public final class Relay: @unchecked Sendable {
     ) -> LineReader.Disposition {
         let toolName = method == "tools/call" ? scanned.member("name", in: "params").flatMap { scanned.string($0, in: line) } : nil
         let request = InspectedRequest(method: method, id: id, toolName: toolName, scanned: scanned, line: line)
+        var loadFailure: String? = nil
+        if let toolName, policy.profile.policy(forTool: toolName) != nil, policy.catalog.needsLoad {
+            // The relay's own tools/list must reach the server after what the client sent
+            // before this call, so the reader flushes those lines first and asks again.
+            if !awaitingFlush {
+                awaitingFlush = true
+                return .flushFirst
+            }
+            loadFailure = loadCatalog(for: request)
+        }
+        awaitingFlush = false
+        var state = CallState(meta: RequestMeta.read(scanned, line: line), now: arrived)
         var call = PendingCall(
             id: id, method: method, tool: toolName, arguments: .none, arrived: arrived,
             time: wallClockSeconds(), bytesIn: line.count + 1)
@@ -113,8 +134,21 @@ public final class Relay: @unchecked Sendable {
                 ? .digest(try? CanonicalDigest.sha256Hex(ofJSON: arguments))
                 : .bytes(Array(arguments))
         }
-        var refusal = pipeline.decide(request)
+        var refusal: Refusal? = nil
+        if let loadFailure {
+            refusal = Refusal(SafeError(.serverUnavailable, "cannot check this call: \(loadFailure)", retryable: true), decidedBy: "schema")
+        } else {
+            refusal = policy.pipeline.decide(request, &state)
+        }
+        if let principal = state.principal {
+            call.subject = principal.subject
+            if !principal.actors.isEmpty { call.actors = principal.actors }
+        }
+        if policy.profile.audit.logArguments, method == "tools/call", let arguments = state.arguments(of: request) {
+            call.loggedArguments = policy.sanitizer.redactor.isEmpty ? arguments : redactStrings(arguments)
+        }
         if refusal == nil {
+            call.deadline = arrived &+ Self.nanoseconds(policy.timeout(method: method, tool: toolName))
             let inserted = pending.withLock { table -> Bool in
                 guard table[id] == nil else { return false }
                 table[id] = call
@@ -124,7 +158,10 @@ public final class Relay: @unchecked Sendable {
                 refusal = Refusal(SafeError(.invalidRequest, "id \(id.json) is already in use by a request in flight", retryable: false), decidedBy: "relay", protocolCode: JSONRPCErrorCode.invalidRequest)
             }
         }
-        guard let refusal else { return .forward }
+        guard let refusal else {
+            if let stripped = state.meta.strippedLine { return .replace(stripped) }
+            return .forward
+        }
         let reply = Replies.refusal(refusal, id: id, method: method)
         sendToClient(reply)
         audit.enqueue(call.completed(
@@ -132,6 +169,85 @@ public final class Relay: @unchecked Sendable {
             decidedBy: refusal.decidedBy, errorCode: refusal.protocolCode, errorType: refusal.error.kind.rawValue,
             finished: monotonicNanoseconds(), bytesOut: reply.count))
         return .consume
+    }
+
+    private func redactStrings(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .string(let text): return .string(policy.sanitizer.redactor.redact(text))
+        case .array(let elements): return .array(elements.map(redactStrings))
+        case .object(let object): return .object(JSONObject(object.members.map { ($0.key, redactStrings($0.value)) }))
+        default: return value
+        }
+    }
+
+    // MARK: the relay's own tools/list
+
+    /// Loads the tool catalog with the relay's own `tools/list` (all pages) and waits for
+    /// it. Runs on the client thread, which holds the call until the schemas are known.
+    /// nil when loaded, else why not.
+    private func loadCatalog(for request: InspectedRequest) -> String? {
+        policy.catalog.beginLoad()
+        let meta = Self.forwardableMeta(request)
+        sendCatalogRequest(cursor: nil, meta: meta)
+        let timeout = policy.timeout(method: "tools/list", tool: nil)
+        return policy.catalog.waitForLoad(deadline: Date(timeIntervalSinceNow: Double(Self.nanoseconds(timeout)) / 1e9))
+    }
+
+    /// The caller's `_meta` without mcpjail's keys and the progress token, for the
+    /// relay's own requests (the 2026-07-28 protocol carries its version there).
+    private static func forwardableMeta(_ request: InspectedRequest) -> [UInt8]? {
+        guard let member = request.scanned.member("_meta", in: "params"), member.kind == .object,
+            case .object(let meta)? = try? JSONParser.parse(UnsafeRawBufferPointer(rebasing: request.line[member.value.start..<member.value.end]))
+        else { return nil }
+        let kept = meta.members.filter { !$0.key.hasPrefix(RequestMeta.prefix) && $0.key != "progressToken" }
+        return JSONWriter.bytes(.object(JSONObject(kept.map { ($0.key, $0.value) })))
+    }
+
+    private func sendCatalogRequest(cursor: String?, meta: [UInt8]?) {
+        var call = PendingCall(id: nil, method: "tools/list", tool: nil, arguments: .none, arrived: monotonicNanoseconds(), time: wallClockSeconds(), bytesIn: 0)
+        call.role = .catalogPage(meta: meta)
+        call.deadline = call.arrived &+ Self.nanoseconds(policy.timeout(method: "tools/list", tool: nil))
+        var id: RequestID
+        repeat {
+            let number = internalRequests.add(1, ordering: .relaxed).newValue
+            let text = "dev.mcpjail/tools-\(number)"
+            id = RequestID(string: text)
+            call.id = id
+        } while !pending.withLock({ table -> Bool in
+            guard table[id] == nil else { return false }
+            table[id] = call
+            return true
+        })
+        var line = Array(#"{"jsonrpc":"2.0","id":"#.utf8) + Array(id.json.utf8) + Array(#","method":"tools/list","params":{"#.utf8)
+        var separator = ""
+        if let meta {
+            line += Array(#""_meta":"#.utf8) + meta
+            separator = ","
+        }
+        if let cursor { line += Array((separator + #""cursor":"# + JSONWriter.quoted(cursor)).utf8) }
+        line += Array("}}\n".utf8)
+        line.withUnsafeBytes { serverInput.write($0) }
+    }
+
+    /// One page of the relay's own `tools/list`: add it, ask for the next, or finish.
+    private func handleCatalogPage(_ line: UnsafeRawBufferPointer, meta: [UInt8]?) {
+        guard case .object(let message)? = try? JSONParser.parse(line), case .object(let result)? = message["result"],
+            case .array(let tools)? = result["tools"]
+        else {
+            policy.catalog.failLoad("the server's answer to tools/list was not a tool list")
+            return
+        }
+        policy.catalog.addPage(tools)
+        if case .string(let cursor)? = result["nextCursor"], !cursor.isEmpty {
+            sendCatalogRequest(cursor: cursor, meta: meta)
+        } else {
+            policy.catalog.finishLoad()
+        }
+    }
+
+    static func nanoseconds(_ duration: Duration) -> UInt64 {
+        let (seconds, attoseconds) = duration.components
+        return UInt64(max(0, seconds)) &* 1_000_000_000 &+ UInt64(max(0, attoseconds / 1_000_000_000))
     }
 
     /// Answers a line that never reached the pipeline (framing or envelope fault).
@@ -199,14 +315,21 @@ public final class Relay: @unchecked Sendable {
             return .consume
         }
         switch scanned.classify(line) {
-        case .request, .notification:
-            return .forward
+        case .notification(let method):
+            if method == "notifications/tools/list_changed" { policy.catalog.markStale() }
+            return redacted(line, replacing: nil)
+        case .request:
+            return redacted(line, replacing: nil)
         case .invalid(let reason, _):
             logger.warning("dropped an invalid message from the server: \(reason)")
             return .consume
         case .response(let id):
             guard let call = pending.withLock({ $0.removeValue(forKey: id) }) else {
-                logger.warning("dropped a response from the server to unknown request id \(id.json)")
+                logger.warning("dropped a response from the server to unknown request id \(id.json) (timed out, or never sent)")
+                return .consume
+            }
+            if case .catalogPage(let meta) = call.role {
+                handleCatalogPage(line, meta: meta)
                 return .consume
             }
             var outcome = AuditRecord.Outcome.ok
@@ -221,11 +344,47 @@ public final class Relay: @unchecked Sendable {
             {
                 outcome = .toolError
             }
+            var replacement: [UInt8]? = nil
+            if outcome != .ok {
+                replacement = policy.sanitizer.sanitizeErrorReply(line)
+            } else if let filtered = policy.exposure.filterListResponse(method: call.method, line: line) {
+                switch filtered {
+                case .unchanged: break
+                case .filtered(let bytes): replacement = bytes
+                case .unreadable:
+                    let error = SafeError(.internal, "the server's \(call.method) result could not be checked", retryable: false)
+                    let reply = Replies.error(id: id, code: JSONRPCErrorCode.serverUnavailable, error)
+                    sendToClient(reply)
+                    answered.append(call.completed(
+                        outcome: .protocolError, decision: .deny, decidedBy: "exposure", errorCode: JSONRPCErrorCode.serverUnavailable,
+                        errorType: error.kind.rawValue, finished: monotonicNanoseconds(), bytesOut: reply.count))
+                    return .consume
+                }
+            }
+            let disposition = redacted(line, replacing: replacement)
+            var bytesOut = line.count + 1
+            if case .replace(let bytes) = disposition { bytesOut = bytes.count + 1 }
             answered.append(call.completed(
                 outcome: outcome, decision: .allow, decidedBy: nil, errorCode: errorCode, errorType: nil,
-                finished: monotonicNanoseconds(), bytesOut: line.count + 1))
-            return .forward
+                finished: monotonicNanoseconds(), bytesOut: bytesOut))
+            return disposition
         }
+    }
+
+    /// The line (or its `replacement`) with every secret value redacted. A line that is
+    /// not JSON after redaction (a secret outside a string) is dropped whole.
+    private func redacted(_ line: UnsafeRawBufferPointer, replacing replacement: [UInt8]?) -> LineReader.Disposition {
+        let redactor = policy.sanitizer.redactor
+        guard !redactor.isEmpty else { return replacement.map { .replace($0) } ?? .forward }
+        let source = replacement
+        let cleaned: [UInt8]? = source.map { bytes in bytes.withUnsafeBytes { redactor.redact($0) } ?? bytes } ?? redactor.redact(line)
+        guard let cleaned else { return .forward }
+        let valid = cleaned.withUnsafeBytes { (try? JSONScanner.scan($0)) != nil }
+        if !valid {
+            logger.warning("dropped a server message that held a secret outside a JSON string")
+            return .consume
+        }
+        return .replace(cleaned)
     }
 
     /// A server line over the limit never reaches the client; the request it answers (if
@@ -262,6 +421,10 @@ public final class Relay: @unchecked Sendable {
             ?? SafeError(.serverUnavailable, "the server exited before answering", retryable: true)
         for call in calls {
             guard let id = call.id else { continue }
+            if case .catalogPage = call.role {
+                policy.catalog.failLoad("the server exited")
+                continue
+            }
             let reply = call.method == "tools/call"
                 ? Replies.toolError(id: id, error)
                 : Replies.error(id: id, code: JSONRPCErrorCode.serverUnavailable, error)
@@ -270,6 +433,44 @@ public final class Relay: @unchecked Sendable {
                 outcome: .noResponse, decision: .allow, decidedBy: limit.map { "limits.\($0)" }, errorCode: nil,
                 errorType: error.kind.rawValue, finished: monotonicNanoseconds(), bytesOut: reply.count))
         }
+    }
+
+    /// Answers every request past its deadline with `timeout` and tells the server with
+    /// `notifications/cancelled`; a late answer is then dropped as one to an unknown id.
+    /// Returns the next deadline (monotonic nanoseconds), or `.max` when nothing waits.
+    public func expireCalls(now: UInt64) -> UInt64 {
+        var expired: [PendingCall] = []
+        let next = pending.withLock { table -> UInt64 in
+            var next = UInt64.max
+            for (id, call) in table {
+                if call.deadline <= now {
+                    expired.append(call)
+                    table.removeValue(forKey: id)
+                } else {
+                    next = min(next, call.deadline)
+                }
+            }
+            return next
+        }
+        for call in expired.sorted(by: { $0.arrived < $1.arrived }) {
+            guard let id = call.id else { continue }
+            let cancel = #"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"# + id.json + #","reason":"timeout"}}"# + "\n"
+            Array(cancel.utf8).withUnsafeBytes { serverInput.write($0) }
+            if case .catalogPage = call.role {
+                policy.catalog.failLoad("the server did not answer tools/list in time")
+                continue
+            }
+            let error = SafeError(.timeout, "the server did not answer within the call timeout", retryable: true)
+            let reply = call.method == "tools/call"
+                ? Replies.toolError(id: id, error)
+                : Replies.error(id: id, code: JSONRPCErrorCode.timeout, error)
+            sendToClient(reply)
+            audit.enqueue(call.completed(
+                outcome: .noResponse, decision: .allow, decidedBy: "timeout", errorCode: nil,
+                errorType: error.kind.rawValue, finished: now, bytesOut: reply.count))
+            logger.notice("request \(id.json) (\(call.method)) timed out; sent notifications/cancelled")
+        }
+        return next
     }
 
     // MARK: helpers
@@ -320,6 +521,12 @@ struct PendingCall: Sendable {
         case digest(String?)
     }
 
+    /// Whose request it is: the client's, or one page of the relay's own `tools/list`.
+    enum Role: Sendable {
+        case client
+        case catalogPage(meta: [UInt8]?)
+    }
+
     var id: RequestID?
     var method: String
     var tool: String?
@@ -327,6 +534,12 @@ struct PendingCall: Sendable {
     var arrived: UInt64
     var time: Double
     var bytesIn: Int
+    var role = Role.client
+    /// Monotonic nanoseconds after which the relay answers `timeout`.
+    var deadline = UInt64.max
+    var subject: String?
+    var actors: [String]?
+    var loggedArguments: JSONValue?
 
     /// The audit entry for this call's end. Session fields are filled in by the writer.
     func completed(
@@ -337,7 +550,8 @@ struct PendingCall: Sendable {
             time: time, server: "", profileDigest: "", session: "", requestID: id?.json, method: method,
             tool: tool, argumentsDigest: nil, decision: decision, decidedBy: decidedBy, outcome: outcome,
             errorCode: errorCode, errorType: errorType,
-            latencyMicros: Int64((finished &- arrived) / 1000), bytesIn: bytesIn, bytesOut: bytesOut)
+            latencyMicros: Int64((finished &- arrived) / 1000), bytesIn: bytesIn, bytesOut: bytesOut,
+            subject: subject, actors: actors, arguments: loggedArguments)
         return AuditEntry(record: record, arguments: arguments)
     }
 }
@@ -370,6 +584,9 @@ final class LockedOutput: @unchecked Sendable {
 final class ServerInput: @unchecked Sendable {
     private let fd: Int32
     private let closed = Atomic<Bool>(false)
+    /// Whole lines from the client thread, the relay's own requests and cancellations
+    /// (from the server thread and the supervisor) must not interleave.
+    private let writing = Mutex<Void>(())
 
     init(fd: Int32) { self.fd = fd }
 
@@ -377,7 +594,7 @@ final class ServerInput: @unchecked Sendable {
         guard !closed.load(ordering: .acquiring) else { return }
         // A failed write means the server is gone; the supervisor sees its exit and
         // answers what is still in flight.
-        try? FD.writeAll(fd, bytes)
+        writing.withLock { _ in try? FD.writeAll(fd, bytes) }
     }
 
     func close() {

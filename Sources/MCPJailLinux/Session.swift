@@ -17,12 +17,19 @@ public final class Session {
     private let state: StateDirectory
     private let spawner: any ServerSpawner
     private let logger: Logger
+    /// The environment `mcpjail run` got from the client: where `MCPJAIL_TOKEN(_FILE)` and
+    /// `[secrets] NAME = { env = ... }` come from. Never passed to the server.
+    private let clientEnvironment: [String: String]
 
-    public init(profile: Profile, state: StateDirectory, spawner: any ServerSpawner, logger: Logger) {
+    public init(
+        profile: Profile, state: StateDirectory, spawner: any ServerSpawner, logger: Logger,
+        clientEnvironment: [String: String] = ProcessInfo.processInfo.environment
+    ) {
         self.profile = profile
         self.state = state
         self.spawner = spawner
         self.logger = logger
+        self.clientEnvironment = clientEnvironment
     }
 
     /// Runs the session to its end and returns the exit status for `mcpjail run`.
@@ -38,8 +45,13 @@ public final class Session {
         }
 
         // Everything that can fail is prepared before the server starts: the seccomp
-        // filter is compiled here, in the parent, and only installed by the child.
+        // filter is compiled here, in the parent, and only installed by the child; secrets
+        // are read and the relay's policy (keys, schemas' compiler) is built.
         let seccomp = try SeccompPolicy.compile(profile)
+        let secretValues = try SecretLoader.load(profile.secrets, environment: clientEnvironment)
+        let policy = try SessionPolicy.make(profile: profile, secretValues: secretValues.map(\.value), clientEnvironment: clientEnvironment)
+        var serverProfile = profile
+        for (name, value) in secretValues { serverProfile.server.env[name] = value }
         let (rlimits, rlimitNotes) = ResourceLimits.applicable(for: profile.limits)
         for note in rlimitNotes { logger.notice("\(note)") }
         let events: EventPipe
@@ -68,7 +80,7 @@ public final class Session {
         let server: SpawnedServer
         do {
             server = try spawner.spawn(
-                profile, stdio: ServerStdio(stdin: stdinPipe.read, stdout: stdoutPipe.write, stderr: stderrPipe.write),
+                serverProfile, stdio: ServerStdio(stdin: stdinPipe.read, stdout: stdoutPipe.write, stderr: stderrPipe.write),
                 restrictions: restrictions)
         } catch {
             cgroup?.killAll()
@@ -82,11 +94,12 @@ public final class Session {
 
         let stderrLog = StderrLog(
             source: stderrPipe.read, path: state.serverLog(profile.name),
-            banner: "--- mcpjail session \(sessionID) \(profile.name) pid \(server.pid) started \(AuditTime.format(wallClockSeconds())) ---\n")
+            banner: "--- mcpjail session \(sessionID) \(profile.name) pid \(server.pid) started \(AuditTime.format(wallClockSeconds())) ---\n",
+            redactor: policy.sanitizer.redactor)
         stderrLog.start()
         let audit = AuditWriter(log: auditLog, context: context, logger: logger)
         let relay = Relay(
-            context: context, pipeline: .standard(profile: profile), audit: audit, events: events,
+            context: context, policy: policy, audit: audit, events: events,
             logger: logger, clientInput: clientInput, clientOutput: clientOutput,
             serverInput: stdinPipe.write, serverOutput: stdoutPipe.read)
         let outputClosed = Latch()
@@ -143,6 +156,7 @@ public final class Session {
         while true {
             if let status = reap(server.pid) { return (status, timedOut) }
             let now = monotonicNanoseconds()
+            let callDeadline = relay.expireCalls(now: now)
             if now >= wallDeadline, !timedOut {
                 logger.error("server \(profile.name) reached its wall_time limit; stopping it")
                 timedOut = true
@@ -169,8 +183,10 @@ public final class Session {
                 }
                 continue
             }
-            let next = min(deadline, timedOut ? .max : wallDeadline)
-            let timeout = next == .max ? -1 : Int32(min((next - now) / 1_000_000 + 1, 60_000))
+            // Call deadlines are checked at least every 100 ms (a new call does not wake
+            // this loop), and exactly when the earliest known one falls due.
+            let next = min(deadline, timedOut ? .max : wallDeadline, callDeadline, now + Self.callTimeoutGranularity)
+            let timeout = Int32(min((next - now) / 1_000_000 + 1, 60_000))
             for event in events.wait(timeoutMilliseconds: timeout) {
                 switch event {
                 case .clientClosed: beginStop("the client closed the connection")
@@ -180,6 +196,8 @@ public final class Session {
             }
         }
     }
+
+    static let callTimeoutGranularity: UInt64 = 100_000_000
 
     /// Reaps every exited child (orphans adopted as subreaper included); returns the
     /// server's exit status once it has exited.

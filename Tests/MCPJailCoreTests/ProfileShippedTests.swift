@@ -50,6 +50,9 @@ struct ProfileShippedTests {
             "description =", "[server]", "command =", "args =", "env =", "workdir =", "stop_timeout =",
             "[filesystem]", "read_only =", "read_write =", "tmpfs =", "[limits]", "max_message =", "memory =", "pids =", "cpu =", "open_files =",
             "file_size =", "cpu_time =", "wall_time =", "enforce =", "[seccomp]", "allow =", "deny =", "[tools.",
+            "call_timeout =", "[auth]", "required =", "keys =", "issuer =", "audience =", "clock_skew =", "rate =",
+            "[resources]", "[prompts]", "[secrets]", "[audit]", "log_arguments =", "[tools]", "default =", "scope =",
+            "timeout =", "strict =", ".arguments]",
             "${PROFILE_DIR}",
         ] {
             #expect(text.contains(key), "REFERENCE.toml does not mention \(key)")

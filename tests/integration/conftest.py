@@ -53,6 +53,8 @@ class Jail:
     """A profile directory and a state directory of one test."""
 
     root: Path
+    # Extra variables of the client's environment for `mcpjail run` (tokens, secrets).
+    client_env: dict[str, str] = field(default_factory=dict)
     profiles: Path = field(init=False)
     state: Path = field(init=False)
     home: Path = field(init=False)
@@ -81,6 +83,7 @@ class Jail:
         description: str = "integration test profile",
         read_only: list[str] | None = None,
         read_write: list[str] | None = None,
+        policy: str = '[tools]\ndefault = "allow"\n',
     ) -> Path:
         """Every server runs jailed: by default the jail sees /usr (with the merged-/usr links),
         the project's venv and test payloads read-only, and this test's directory writable."""
@@ -98,6 +101,9 @@ class Jail:
         ro = read_only if read_only is not None else ["/usr", str(ROOT / ".venv"), str(FIXTURES), str(ROOT / "tests" / "probes")]
         rw = read_write if read_write is not None else [str(self.root)]
         lines += ["[filesystem]", f"read_only = {toml_array(ro)}", f"read_write = {toml_array(rw)}"]
+        # The relay's policy tables ([tools], [auth], ...), as TOML text. The default opens
+        # every tool, so tests about other things need not list them.
+        lines.append(policy)
         path = self.profiles / f"{name}.toml"
         path.write_text("\n".join(lines) + "\n")
         return path
@@ -120,10 +126,17 @@ class Jail:
     def record_file(self, name: str = "raw") -> Path:
         return self.root / f"{name}.received"
 
-    def received(self, name: str = "raw") -> bytes:
-        """Every byte the raw server has read from its stdin so far."""
+    def received(self, name: str = "raw", own: bool = False) -> bytes:
+        """Every byte the raw server has read from its stdin so far; without `own`, less the
+        relay's own requests (its tools/list, ids "dev.mcpjail/...", and cancellations)."""
         path = self.record_file(name)
-        return path.read_bytes() if path.exists() else b""
+        data = path.read_bytes() if path.exists() else b""
+        if own:
+            return data
+        return b"".join(
+            line for line in data.splitlines(keepends=True)
+            if b'"id":"dev.mcpjail/' not in line and b'"reason":"timeout"' not in line
+        )
 
     def raw_server_pid(self, name: str = "raw") -> int:
         """The raw server's pid on the host. (The pid it writes itself is the one inside its
@@ -161,6 +174,7 @@ class Jail:
             "HOME": str(self.home),
             "MCPJAIL_STATE_DIR": str(self.state),
             "CLIENT_SECRET_SHOULD_NOT_LEAK": "hunter2",
+            **self.client_env,
         }
 
     # -- what mcpjail left behind ---------------------------------------------------------

@@ -38,6 +38,7 @@ def user_home():
         # cgroup v1 hosts give ordinary users no cgroup: rlimits only, and said so.
         "[limits]\n"
         'enforce = "best-effort"\n'
+        "[tools.get_current_time]\n"
     )
     if os.geteuid() == 0:
         for path in [home, profiles, profiles / "time.toml"]:

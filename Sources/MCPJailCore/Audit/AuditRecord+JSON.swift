@@ -118,6 +118,10 @@ extension AuditRecord {
         w.field("latency_us", latencyMicros)
         w.field("bytes_in", bytesIn)
         w.field("bytes_out", bytesOut)
+        w.optionalField("auth", auth)
+        w.optionalField("subject", subject)
+        if let actors { w.field("act", .array(actors.map { .string($0) })) }
+        if let arguments { w.field("arguments", arguments) }
         return Array(w.finish().dropFirst())
     }
 
@@ -161,7 +165,9 @@ extension AuditRecord {
             decidedBy: try optionalString("decided_by"), outcome: outcome,
             errorCode: errorCode.flatMap { Int(exactly: $0) }, errorType: try optionalString("error_type"),
             latencyMicros: try integer("latency_us"), bytesIn: Int(try integer("bytes_in")),
-            bytesOut: Int(try integer("bytes_out")))
+            bytesOut: Int(try integer("bytes_out")), auth: try optionalString("auth"),
+            subject: try optionalString("subject"),
+            actors: o["act"]?.arrayValue?.compactMap(\.stringValue), arguments: o["arguments"])
     }
 
     private static func bad(_ why: String) -> MCPJailError {

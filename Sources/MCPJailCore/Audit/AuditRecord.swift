@@ -31,6 +31,14 @@ public struct AuditRecord: Sendable, Equatable {
     public var bytesIn: Int
     /// Size of the response line sent to the client.
     public var bytesOut: Int
+    /// `required` when the profile requires tokens, else `off` (local use, flagged in every record).
+    public var auth: String?
+    /// The verified caller (`sub`), when auth is required.
+    public var subject: String?
+    /// The behalf-of chain (`act`), outermost actor first.
+    public var actors: [String]?
+    /// The arguments themselves (secrets redacted), only with `[audit] log_arguments = true`.
+    public var arguments: JSONValue?
 
     public enum Decision: String, Sendable, Equatable {
         case allow, deny
@@ -51,7 +59,8 @@ public struct AuditRecord: Sendable, Equatable {
         time: Double, server: String, profileDigest: String, session: String,
         requestID: String?, method: String, tool: String? = nil, argumentsDigest: String? = nil,
         decision: Decision, decidedBy: String? = nil, outcome: Outcome, errorCode: Int? = nil,
-        errorType: String? = nil, latencyMicros: Int64, bytesIn: Int, bytesOut: Int
+        errorType: String? = nil, latencyMicros: Int64, bytesIn: Int, bytesOut: Int,
+        auth: String? = nil, subject: String? = nil, actors: [String]? = nil, arguments: JSONValue? = nil
     ) {
         self.time = time
         self.server = server
@@ -69,5 +78,9 @@ public struct AuditRecord: Sendable, Equatable {
         self.latencyMicros = latencyMicros
         self.bytesIn = bytesIn
         self.bytesOut = bytesOut
+        self.auth = auth
+        self.subject = subject
+        self.actors = actors
+        self.arguments = arguments
     }
 }

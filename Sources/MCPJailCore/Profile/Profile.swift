@@ -17,13 +17,26 @@ public struct Profile: Sendable, Equatable {
     public var limits: Limits
     /// `[seccomp]`: adjustments to the default syscall filter (containment issue).
     public var seccomp: Seccomp
-    /// `[tools.NAME]` tables, by tool name. Per-tool keys arrive with the policy issues.
+    /// `[tools.NAME]` tables, by tool name: the tools the model may see and call.
     public var tools: [String: ToolPolicy]
+    /// `[tools] default`: unlisted tools are hidden (`deny`, the default) or open.
+    public var toolDefault: ToolDefault
+    /// `[auth]`: per-call tokens (see ``Auth``).
+    public var auth: Auth
+    /// `[resources] allow`: resource URIs the model may list and read.
+    public var resources: Exposure
+    /// `[prompts] allow`: prompt names the model may list and get.
+    public var prompts: Exposure
+    /// `[secrets]`, sorted by name.
+    public var secrets: [Secret]
+    public var audit: AuditSettings
 
     public init(
         name: String, path: String, digest: String, description: String = "",
         server: Server, filesystem: Filesystem = Filesystem(), limits: Limits = Limits(),
-        seccomp: Seccomp = Seccomp(), tools: [String: ToolPolicy] = [:]
+        seccomp: Seccomp = Seccomp(), tools: [String: ToolPolicy] = [:], toolDefault: ToolDefault = .deny,
+        auth: Auth = Auth(), resources: Exposure = Exposure(), prompts: Exposure = Exposure(),
+        secrets: [Secret] = [], audit: AuditSettings = AuditSettings()
     ) {
         self.name = name
         self.path = path
@@ -34,6 +47,12 @@ public struct Profile: Sendable, Equatable {
         self.limits = limits
         self.seccomp = seccomp
         self.tools = tools
+        self.toolDefault = toolDefault
+        self.auth = auth
+        self.resources = resources
+        self.prompts = prompts
+        self.secrets = secrets
+        self.audit = audit
     }
 
     /// `[server]`: what to start.
@@ -99,6 +118,9 @@ public struct Profile: Sendable, Equatable {
         public var wallTime: Duration?
         /// What happens when this host cannot enforce a memory or pids cap for this user.
         public var enforce: Enforcement
+        /// How long one request may wait for the server before the relay answers `timeout`
+        /// (per tool: `[tools.NAME] timeout`). Default 2 minutes.
+        public var callTimeout: Duration
 
         /// `strict`: `run` refuses. `best-effort`: `run` starts with what the host can do
         /// and logs what is missing.
@@ -124,6 +146,7 @@ public struct Profile: Sendable, Equatable {
         public static let maxOpenFiles = 1 << 20
         public static let defaultFileSizeBytes = 1 << 30
         public static let minFileSizeBytes = 4096
+        public static let defaultCallTimeout = Duration.seconds(120)
 
         public init(
             maxMessageBytes: Int = Limits.defaultMaxMessageBytes,
@@ -134,7 +157,8 @@ public struct Profile: Sendable, Equatable {
             fileSizeBytes: Int? = Limits.defaultFileSizeBytes,
             cpuTime: Duration? = nil,
             wallTime: Duration? = nil,
-            enforce: Enforcement = .strict
+            enforce: Enforcement = .strict,
+            callTimeout: Duration = Limits.defaultCallTimeout
         ) {
             self.maxMessageBytes = maxMessageBytes
             self.memoryBytes = memoryBytes
@@ -145,6 +169,7 @@ public struct Profile: Sendable, Equatable {
             self.cpuTime = cpuTime
             self.wallTime = wallTime
             self.enforce = enforce
+            self.callTimeout = callTimeout
         }
     }
 
@@ -158,11 +183,6 @@ public struct Profile: Sendable, Equatable {
             self.allow = allow
             self.deny = deny
         }
-    }
-
-    /// `[tools.NAME]`: per-tool policy. Empty until the policy and idempotency issues.
-    public struct ToolPolicy: Sendable, Equatable {
-        public init() {}
     }
 }
 

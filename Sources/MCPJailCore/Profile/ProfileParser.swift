@@ -124,12 +124,21 @@ final class ProfileValidator {
         let filesystem = top.takeTable("filesystem", validator: self).map(filesystem) ?? Profile.Filesystem()
         let limits = top.takeTable("limits", validator: self).map(limits) ?? Profile.Limits()
         let seccomp = top.takeTable("seccomp", validator: self).map(seccomp) ?? Profile.Seccomp()
-        let tools = top.takeTable("tools", validator: self).map(tools) ?? [:]
+        let (tools, toolDefault) = top.takeTable("tools", validator: self).map(self.tools) ?? ([:], .deny)
+        let auth = top.takeTable("auth", validator: self).map(self.auth) ?? Profile.Auth()
+        let resources = top.takeTable("resources", validator: self).map(exposure) ?? Profile.Exposure()
+        let prompts = top.takeTable("prompts", validator: self).map(exposure) ?? Profile.Exposure()
+        let secrets = top.takeTable("secrets", validator: self).map(self.secrets) ?? []
+        let audit = top.takeTable("audit", validator: self).map(self.audit) ?? Profile.AuditSettings()
         top.finish(self)
         guard let server else { return nil }
+        for secret in secrets where server.env[secret.name] != nil {
+            report(KeyPath(keys: ["secrets", secret.name]), "'\(secret.name)' is also set in server.env; set it in one place")
+        }
         return Profile(
             name: "", path: file, digest: "", description: description, server: server,
-            filesystem: filesystem, limits: limits, seccomp: seccomp, tools: tools)
+            filesystem: filesystem, limits: limits, seccomp: seccomp, tools: tools, toolDefault: toolDefault,
+            auth: auth, resources: resources, prompts: prompts, secrets: secrets, audit: audit)
     }
 
     func server(_ table: TableReader) -> Profile.Server? {
@@ -265,6 +274,9 @@ final class ProfileValidator {
                 }
             }
         }
+        if let node = table.take("call_timeout"), let value = callTimeout(node, at: table.path.appending("call_timeout")) {
+            limits.callTimeout = value
+        }
         let enforcePath = table.path.appending("enforce")
         if let node = table.take("enforce"), let text = string(node, at: enforcePath) {
             if let value = L.Enforcement(rawValue: text) {
@@ -373,26 +385,6 @@ final class ProfileValidator {
             out.append(name)
         }
         return valid ? out : nil
-    }
-
-    func tools(_ table: TableReader) -> [String: Profile.ToolPolicy] {
-        var result: [String: Profile.ToolPolicy] = [:]
-        for (name, node) in table.entries {
-            let toolPath = table.path.appending(name)
-            guard case .table(let entries) = node else {
-                report(toolPath, "expected a table [tools.\(TOMLText.key(name))], found \(node.typeName)")
-                continue
-            }
-            if name.isEmpty {
-                report(toolPath, "a tool name cannot be empty")
-                continue
-            }
-            // Per-tool keys arrive with the policy and idempotency issues; until then every
-            // key here is unknown.
-            TableReader(path: toolPath, entries: entries).finish(self)
-            result[name] = Profile.ToolPolicy()
-        }
-        return result
     }
 
     // MARK: values
@@ -623,5 +615,258 @@ struct TableReader {
             previous = current
         }
         return previous[b.count]
+    }
+}
+
+/// The relay's tables: `[auth]`, `[tools]`, `[resources]`, `[prompts]`, `[secrets]`, `[audit]`.
+/// (In this file, not its own: swiftc 6.3 reports a circular reference through `TOMLNode`
+/// when another file iterates `TableReader.entries`.)
+extension ProfileValidator {
+    /// `[tools]`: `default = "deny" | "allow"` and one `[tools.NAME]` table per tool. A tool
+    /// cannot be called `default`: that name is the table's own key.
+    func tools(_ table: TableReader) -> ([String: Profile.ToolPolicy], Profile.ToolDefault) {
+        var result: [String: Profile.ToolPolicy] = [:]
+        var toolDefault = Profile.ToolDefault.deny
+        for (name, node) in table.entries {
+            let toolPath = table.path.appending(name)
+            if name == "default" {
+                if let text = string(node, at: toolPath) {
+                    if let value = Profile.ToolDefault(rawValue: text) {
+                        toolDefault = value
+                    } else {
+                        report(toolPath, "'\(text)' is not one of \"deny\", \"allow\"")
+                    }
+                }
+                continue
+            }
+            guard case .table(let entries) = node else {
+                report(toolPath, "expected a table [tools.\(TOMLText.key(name))] (or the key default = \"deny\"), found \(node.typeName)")
+                continue
+            }
+            if name.isEmpty {
+                report(toolPath, "a tool name cannot be empty")
+                continue
+            }
+            result[name] = tool(TableReader(path: toolPath, entries: entries))
+        }
+        return (result, toolDefault)
+    }
+
+    func tool(_ table: TableReader) -> Profile.ToolPolicy {
+        var table = table
+        var policy = Profile.ToolPolicy()
+        let scopePath = table.path.appending("scope")
+        if let node = table.take("scope"), let scope = string(node, at: scopePath) {
+            if scope.isEmpty || scope.contains(where: { $0 == " " || $0 == "\t" }) {
+                report(scopePath, "'\(scope)' is not one scope like \"repo:read\" (no spaces)")
+            } else {
+                policy.scope = scope
+            }
+        }
+        let ratePath = table.path.appending("rate")
+        if let node = table.take("rate") { policy.rate = rate(node, at: ratePath) }
+        if let node = table.take("timeout") { policy.timeout = callTimeout(node, at: table.path.appending("timeout")) }
+        let strictPath = table.path.appending("strict")
+        if let node = table.take("strict") { policy.strict = flag(node, at: strictPath) ?? true }
+        let argumentsPath = table.path.appending("arguments")
+        if let node = table.take("arguments") {
+            if case .table(_) = node {
+                policy.arguments = json(node, at: argumentsPath)
+                if let fragment = policy.arguments, let problem = ToolSchemas.problem(inFragment: fragment) {
+                    report(argumentsPath, "not a JSON Schema the relay can enforce: \(problem)")
+                    policy.arguments = nil
+                }
+            } else {
+                report(argumentsPath, "expected a table holding a JSON Schema fragment, like { properties = { count = { maximum = 10 } } }, found \(node.typeName)")
+            }
+        }
+        table.finish(self)
+        return policy
+    }
+
+    func auth(_ table: TableReader) -> Profile.Auth {
+        var table = table
+        var auth = Profile.Auth()
+        let requiredPath = table.path.appending("required")
+        if let node = table.take("required") { auth.required = flag(node, at: requiredPath) ?? false }
+        let keysPath = table.path.appending("keys")
+        if let node = table.take("keys"), let keys = pathArray(node, at: keysPath) {
+            for (index, key) in keys.enumerated() where !FileManager.default.isReadableFile(atPath: key) {
+                report(keysPath.appending(index: index), "\(key) is not a readable file")
+            }
+            auth.keys = keys
+        }
+        let issuerPath = table.path.appending("issuer")
+        if let node = table.take("issuer") { auth.issuer = nonEmptyString(node, at: issuerPath) }
+        let audiencePath = table.path.appending("audience")
+        if let node = table.take("audience") { auth.audience = nonEmptyString(node, at: audiencePath) }
+        let skewPath = table.path.appending("clock_skew")
+        if let node = table.take("clock_skew"), let value = duration(node, at: skewPath, max: .seconds(600)) {
+            auth.clockSkew = value
+        }
+        let ratePath = table.path.appending("rate")
+        if let node = table.take("rate") { auth.rate = rate(node, at: ratePath) }
+        table.finish(self)
+        if auth.required {
+            if auth.keys.isEmpty && !table.has("keys") { report(keysPath, "required when auth is required: the files of the keys that sign tokens") }
+            if auth.issuer == nil && !table.has("issuer") { report(issuerPath, "required when auth is required: the token issuer (iss)") }
+            if auth.audience == nil && !table.has("audience") { report(audiencePath, "required when auth is required: this server's audience (aud)") }
+        }
+        return auth
+    }
+
+    /// `[resources]` or `[prompts]`: `allow = ["glob", ...]`.
+    func exposure(_ table: TableReader) -> Profile.Exposure {
+        var table = table
+        var exposure = Profile.Exposure()
+        let allowPath = table.path.appending("allow")
+        if let node = table.take("allow"), let patterns = stringArray(node, at: allowPath, expandingProfileDir: false) {
+            for (index, pattern) in patterns.enumerated() where pattern.isEmpty {
+                report(allowPath.appending(index: index), "an empty pattern matches nothing; remove it")
+            }
+            exposure.allow = patterns
+        }
+        table.finish(self)
+        return exposure
+    }
+
+    /// `[secrets]`: `NAME = { file = "/path" }` (`~/` is the invoking user's home) or
+    /// `NAME = { env = "HOST_VAR" }`.
+    func secrets(_ table: TableReader) -> [Profile.Secret] {
+        var out: [Profile.Secret] = []
+        for (name, node) in table.entries {
+            let secretPath = table.path.appending(name)
+            if !Self.isVariableName(name) {
+                report(secretPath, "'\(name)' is not a valid environment variable name ([A-Za-z_][A-Za-z0-9_]*)")
+                continue
+            }
+            guard case .table(let entries) = node else {
+                report(secretPath, "expected { file = \"/path\" } or { env = \"HOST_VAR\" }, found \(node.typeName)")
+                continue
+            }
+            var reader = TableReader(path: secretPath, entries: entries)
+            let fileNode = reader.take("file")
+            let envNode = reader.take("env")
+            reader.finish(self)
+            if fileNode != nil && envNode != nil {
+                report(secretPath, "give either file or env, not both")
+            } else if let file = fileNode {
+                let filePath = secretPath.appending("file")
+                guard var raw = string(file, at: filePath) else { continue }
+                if raw.hasPrefix("~/") {
+                    let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
+                    raw = home + raw.dropFirst(1)
+                }
+                if let expanded = path(raw, at: filePath) {
+                    out.append(Profile.Secret(name: name, source: .file(expanded)))
+                }
+            } else if let env = envNode {
+                let envPath = secretPath.appending("env")
+                guard let variable = string(env, at: envPath) else { continue }
+                if !Self.isVariableName(variable) {
+                    report(envPath, "'\(variable)' is not a valid environment variable name")
+                    continue
+                }
+                out.append(Profile.Secret(name: name, source: .environment(variable)))
+            } else {
+                report(secretPath, "name where the value comes from: { file = \"/path\" } or { env = \"HOST_VAR\" }")
+            }
+        }
+        return out.sorted { $0.name < $1.name }
+    }
+
+    func audit(_ table: TableReader) -> Profile.AuditSettings {
+        var table = table
+        var settings = Profile.AuditSettings()
+        let logPath = table.path.appending("log_arguments")
+        if let node = table.take("log_arguments") { settings.logArguments = flag(node, at: logPath) ?? false }
+        table.finish(self)
+        return settings
+    }
+
+    // MARK: values
+
+    /// A request timeout: 10ms to 24h.
+    func callTimeout(_ node: TOMLNode, at keyPath: KeyPath) -> Duration? {
+        guard let value = duration(node, at: keyPath, max: .seconds(24 * 3600)) else { return nil }
+        if value < .milliseconds(10) {
+            report(keyPath, "'\(DurationSyntax.format(value))' is too short (at least 10ms)")
+            return nil
+        }
+        return value
+    }
+
+    func flag(_ node: TOMLNode, at keyPath: KeyPath) -> Bool? {
+        switch node {
+        case .boolean(true): return true
+        case .boolean(false): return false
+        default:
+            report(keyPath, "expected true or false, found \(node.typeName)")
+            return nil
+        }
+    }
+
+    func nonEmptyString(_ node: TOMLNode, at keyPath: KeyPath) -> String? {
+        guard let text = string(node, at: keyPath) else { return nil }
+        if text.isEmpty {
+            report(keyPath, "cannot be empty")
+            return nil
+        }
+        return text
+    }
+
+    /// `"10/minute"`; units `second`, `minute`, `hour`, `day` (or `s`, `min`, `h`, `d`).
+    func rate(_ node: TOMLNode, at keyPath: KeyPath) -> Profile.Rate? {
+        guard let text = string(node, at: keyPath) else { return nil }
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false).map { String($0).trimmingSpaces() }
+        let bad = "'\(text)' is not a rate like \"10/minute\" (units: second, minute, hour, day)"
+        guard parts.count == 2, let count = Int(parts[0]) else {
+            report(keyPath, bad)
+            return nil
+        }
+        let periods: [String: Int64] = [
+            "second": 1, "s": 1, "sec": 1, "minute": 60, "min": 60, "m": 60, "hour": 3600, "h": 3600, "day": 86400, "d": 86400,
+        ]
+        guard let seconds = periods[parts[1]] else {
+            report(keyPath, bad)
+            return nil
+        }
+        guard count >= 1, count <= 1_000_000 else {
+            report(keyPath, "\(count) is out of range (1 to 1000000 calls)")
+            return nil
+        }
+        return Profile.Rate(count: count, period: .seconds(seconds))
+    }
+
+    /// A TOML value as JSON (for JSON Schema fragments). Dates have no JSON form.
+    func json(_ node: TOMLNode, at keyPath: KeyPath) -> JSONValue? {
+        switch node {
+        case .table(let entries):
+            var members: [(String, JSONValue)] = []
+            for (key, value) in entries {
+                guard let converted = json(value, at: keyPath.appending(key)) else { return nil }
+                members.append((key, converted))
+            }
+            return .object(JSONObject(members))
+        case .array(let elements):
+            var out: [JSONValue] = []
+            for (index, element) in elements.enumerated() {
+                guard let converted = json(element, at: keyPath.appending(index: index)) else { return nil }
+                out.append(converted)
+            }
+            return .array(out)
+        case .string(let text): return .string(text)
+        case .integer(let value): return .number(JSONNumber(value))
+        case .float(let value):
+            guard let number = JSONNumber(value) else {
+                report(keyPath, "\(value) has no JSON form")
+                return nil
+            }
+            return .number(number)
+        case .boolean(let value): return .bool(value)
+        case .dateTime:
+            report(keyPath, "a date or time has no JSON form; write it as a string")
+            return nil
+        }
     }
 }

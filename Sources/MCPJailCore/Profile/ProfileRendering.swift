@@ -34,13 +34,58 @@ extension Profile {
         lines.append("cpu_time = \(Self.durationOrUnlimited(limits.cpuTime))  # \(LimitMechanism.cpuTime.rawValue)")
         lines.append("wall_time = \(Self.durationOrUnlimited(limits.wallTime))  # \(LimitMechanism.wallTime.rawValue)")
         lines.append("enforce = \(TOMLText.string(limits.enforce.rawValue))")
+        lines.append("call_timeout = \(TOMLText.string(DurationSyntax.format(limits.callTimeout)))  # relay: per request, unless [tools.NAME] timeout")
         lines.append("")
         lines.append("[seccomp]")
         lines.append("allow = \(TOMLText.array(seccomp.allow))  # taken out of the default deny list")
         lines.append("deny = \(TOMLText.array(seccomp.deny))  # added to the default deny list")
+        lines.append("")
+        lines.append("[auth]")
+        if auth.required {
+            lines.append("required = true")
+        } else {
+            lines.append("required = false  # OFF: calls are not authenticated (local use); every audit record says auth \"off\"")
+        }
+        lines.append("keys = \(Self.multilineArray(auth.keys))")
+        if let issuer = auth.issuer { lines.append("issuer = \(TOMLText.string(issuer))") }
+        if let audience = auth.audience { lines.append("audience = \(TOMLText.string(audience))") }
+        lines.append("clock_skew = \(TOMLText.string(DurationSyntax.format(auth.clockSkew)))")
+        if let rate = auth.rate { lines.append("rate = \(TOMLText.string(rate.description))") }
+        lines.append("")
+        lines.append("[resources]")
+        lines.append(Self.exposureLine(resources, toolDefault: toolDefault))
+        lines.append("")
+        lines.append("[prompts]")
+        lines.append(Self.exposureLine(prompts, toolDefault: toolDefault))
+        lines.append("")
+        lines.append("[secrets]  # values are read when a session starts; never shown")
+        for secret in secrets {
+            switch secret.source {
+            case .file(let path): lines.append("\(TOMLText.key(secret.name)) = { file = \(TOMLText.string(path)) }")
+            case .environment(let variable): lines.append("\(TOMLText.key(secret.name)) = { env = \(TOMLText.string(variable)) }")
+            }
+        }
+        lines.append("")
+        lines.append("[audit]")
+        lines.append("log_arguments = \(audit.logArguments)")
+        lines.append("")
+        lines.append("[tools]")
+        lines.append("default = \(TOMLText.string(toolDefault.rawValue))  # \(toolDefault == .deny ? "unlisted tools are hidden and refused" : "unlisted tools are open")")
         for tool in tools.keys.sorted() {
+            let policy = tools[tool]!
             lines.append("")
             lines.append("[tools.\(TOMLText.key(tool))]")
+            if let scope = policy.scope { lines.append("scope = \(TOMLText.string(scope))") }
+            if let rate = policy.rate { lines.append("rate = \(TOMLText.string(rate.description))") }
+            if let timeout = policy.timeout {
+                lines.append("timeout = \(TOMLText.string(DurationSyntax.format(timeout)))")
+            } else {
+                lines.append("# timeout: [limits] call_timeout (\(DurationSyntax.format(limits.callTimeout)))")
+            }
+            lines.append("strict = \(policy.strict)")
+            if let arguments = policy.arguments {
+                lines.append("arguments = \(TOMLText.inline(arguments))")
+            }
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -60,7 +105,24 @@ extension Profile {
                 cpuTimeMs: limits.cpuTime.map(DurationSyntax.milliseconds),
                 wallTimeMs: limits.wallTime.map(DurationSyntax.milliseconds), enforce: limits.enforce.rawValue),
             seccomp: .init(allow: seccomp.allow, deny: seccomp.deny),
-            tools: tools.mapValues { _ in EffectivePolicy.Tool() })
+            tools: tools.mapValues { policy in
+                EffectivePolicy.Tool(
+                    scope: policy.scope, rate: policy.rate?.description,
+                    timeoutMs: DurationSyntax.milliseconds(policy.timeout ?? limits.callTimeout), strict: policy.strict,
+                    arguments: policy.arguments.map { String(decoding: JSONWriter.bytes($0), as: UTF8.self) })
+            },
+            toolDefault: toolDefault.rawValue,
+            auth: .init(
+                required: auth.required, keys: auth.keys, issuer: auth.issuer, audience: auth.audience,
+                clockSkewMs: DurationSyntax.milliseconds(auth.clockSkew), rate: auth.rate?.description),
+            resources: resources.allow, prompts: prompts.allow,
+            secrets: Dictionary(uniqueKeysWithValues: secrets.map { secret in
+                switch secret.source {
+                case .file(let path): (secret.name, ["file": path])
+                case .environment(let variable): (secret.name, ["env": variable])
+                }
+            }),
+            logArguments: audit.logArguments, callTimeoutMs: DurationSyntax.milliseconds(limits.callTimeout))
         return Self.prettyJSON(policy)
     }
 
@@ -70,6 +132,11 @@ extension Profile {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         guard let data = try? encoder.encode(value) else { return "null" }
         return String(decoding: data, as: UTF8.self)
+    }
+
+    private static func exposureLine(_ exposure: Exposure, toolDefault: ToolDefault) -> String {
+        if let allow = exposure.allow { return "allow = \(multilineArray(allow))" }
+        return "# no allow list: \(toolDefault == .deny ? "none shown (follows [tools] default = \"deny\")" : "all shown (follows [tools] default = \"allow\")")"
     }
 
     private static func sizeOrUnlimited(_ bytes: Int?) -> String {
@@ -159,7 +226,33 @@ private struct EffectivePolicy: Encodable {
         var deny: [String]
     }
 
-    struct Tool: Encodable {}
+    struct Tool: Encodable {
+        var scope: String?
+        var rate: String?
+        var timeoutMs: Int64
+        var strict: Bool
+        /// The `[tools.NAME.arguments]` fragment as compact JSON text.
+        var arguments: String?
+
+        enum CodingKeys: String, CodingKey {
+            case scope, rate, strict, arguments
+            case timeoutMs = "timeout_ms"
+        }
+    }
+
+    struct Auth: Encodable {
+        var required: Bool
+        var keys: [String]
+        var issuer: String?
+        var audience: String?
+        var clockSkewMs: Int64
+        var rate: String?
+
+        enum CodingKeys: String, CodingKey {
+            case required, keys, issuer, audience, rate
+            case clockSkewMs = "clock_skew_ms"
+        }
+    }
 
     var name: String
     var path: String
@@ -170,6 +263,21 @@ private struct EffectivePolicy: Encodable {
     var limits: Limits
     var seccomp: Seccomp
     var tools: [String: Tool]
+    var toolDefault: String
+    var auth: Auth
+    /// nil: follows `tool_default`.
+    var resources: [String]?
+    var prompts: [String]?
+    var secrets: [String: [String: String]]
+    var logArguments: Bool
+    var callTimeoutMs: Int64
+
+    enum CodingKeys: String, CodingKey {
+        case name, path, digest, description, server, filesystem, limits, seccomp, tools, auth, resources, prompts, secrets
+        case toolDefault = "tool_default"
+        case logArguments = "log_arguments"
+        case callTimeoutMs = "call_timeout_ms"
+    }
 }
 
 extension ProfileProblem: Encodable {

@@ -185,6 +185,24 @@ public enum TOMLText {
     static func array(_ values: [String]) -> String {
         "[" + values.map(string).joined(separator: ", ") + "]"
     }
+
+    /// A JSON value as an inline TOML value (null, which TOML lacks, as the string "null").
+    static func inline(_ value: JSONValue) -> String {
+        switch value {
+        case .null: return "\"null\""
+        case .bool(let flag): return flag ? "true" : "false"
+        case .number(let number):
+            // TOML floats need digits on both sides of the point.
+            if let integer = number.int64Value { return String(integer) }
+            let double = number.doubleValue
+            return double.description.contains(".") || double.description.contains("e") ? double.description : double.description + ".0"
+        case .string(let text): return string(text)
+        case .array(let elements): return "[" + elements.map(inline).joined(separator: ", ") + "]"
+        case .object(let object):
+            if object.members.isEmpty { return "{}" }
+            return "{ " + object.members.map { key($0.key) + " = " + inline($0.value) }.joined(separator: ", ") + " }"
+        }
+    }
 }
 
 extension StringProtocol {

@@ -8,6 +8,17 @@ public struct RequestID: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String { json }
 
+    /// A string id (mcpjail's own requests).
+    public init(string: String) {
+        key = "s:" + string
+        json = JSONWriter.quoted(string)
+    }
+
+    init(key: String, json: String) {
+        self.key = key
+        self.json = json
+    }
+
     /// Equal when the ids are the same JSON value, whatever their spelling.
     public static func == (lhs: RequestID, rhs: RequestID) -> Bool { lhs.key == rhs.key }
     public func hash(into hasher: inout Hasher) { hasher.combine(key) }

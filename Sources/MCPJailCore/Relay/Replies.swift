@@ -30,7 +30,12 @@ public enum Replies {
     }
 
     private static func triple(_ error: SafeError) -> String {
-        #"{"type":"# + JSONWriter.quoted(error.kind.rawValue) + #","message":"# + JSONWriter.quoted(error.message)
-            + #","retryable":"# + (error.retryable ? "true" : "false") + "}"
+        var text = #"{"type":"# + JSONWriter.quoted(error.kind.rawValue) + #","message":"# + JSONWriter.quoted(error.message)
+            + #","retryable":"# + (error.retryable ? "true" : "false")
+        if let retryAfter = error.retryAfter {
+            text += #","retry_after":"# + (JSONNumber((retryAfter * 1000).rounded(.up) / 1000)?.text ?? "1")
+        }
+        if let pointer = error.pointer { text += #","pointer":"# + JSONWriter.quoted(pointer) }
+        return text + "}"
     }
 }

@@ -40,15 +40,51 @@ public struct Refusal: Sendable, Equatable {
     }
 }
 
+/// What the checks learn about one request as it passes them: who is calling (from the
+/// auth check), mcpjail's `_meta` keys, the parsed arguments (parsed once, by the first
+/// check that needs them).
+public struct CallState: Sendable {
+    /// The verified caller, or nil when auth is not required.
+    public var principal: Principal?
+    public var meta: RequestMeta
+    /// Monotonic nanoseconds when the request arrived.
+    public var now: UInt64
+    private var parsedArguments: JSONValue??
+
+    public init(meta: RequestMeta = RequestMeta(), now: UInt64, principal: Principal? = nil) {
+        self.meta = meta
+        self.now = now
+        self.principal = principal
+    }
+
+    /// The subject rate limits and idempotency keys are kept per: the token's `sub`, or
+    /// `-` without auth.
+    public var subject: String { principal?.subject ?? "-" }
+
+    /// `params.arguments` of a `tools/call` as a value (`{}` when absent); nil when it is
+    /// not valid JSON (the scanner has already refused that, so in practice never).
+    public mutating func arguments(of request: InspectedRequest) -> JSONValue? {
+        if let parsedArguments { return parsedArguments }
+        let value: JSONValue?
+        if let bytes = request.argumentsBytes {
+            value = try? JSONParser.parse(bytes)
+        } else {
+            value = .object(JSONObject())
+        }
+        parsedArguments = .some(value)
+        return value
+    }
+}
+
 /// One check with one job. Checks run in order; the first refusal decides.
 public protocol RequestCheck: Sendable {
     /// A short stable name recorded as `decided_by` in the audit log.
     var name: String { get }
-    func check(_ request: InspectedRequest) -> Refusal?
+    func check(_ request: InspectedRequest, _ state: inout CallState) -> Refusal?
 }
 
-/// The one place where client requests are decided. Later issues add checks (auth, tool
-/// policy, schema, rate, idempotency) to ``RequestPipeline/standard``.
+/// The one place where client requests are decided, in the order the issue fixes:
+/// shape → authenticate → authorize → validate arguments → rate-limit.
 public struct RequestPipeline: Sendable {
     public var checks: [any RequestCheck]
 
@@ -56,15 +92,10 @@ public struct RequestPipeline: Sendable {
         self.checks = checks
     }
 
-    /// The checks every session runs.
-    public static func standard(profile: Profile) -> RequestPipeline {
-        RequestPipeline(checks: [ToolCallShapeCheck()])
-    }
-
     /// nil to forward the request, or the first refusal.
-    public func decide(_ request: InspectedRequest) -> Refusal? {
+    public func decide(_ request: InspectedRequest, _ state: inout CallState) -> Refusal? {
         for check in checks {
-            if let refusal = check.check(request) { return refusal }
+            if let refusal = check.check(request, &state) { return refusal }
         }
         return nil
     }
@@ -76,7 +107,7 @@ public struct ToolCallShapeCheck: RequestCheck {
     public let name = "tool_call_shape"
     public init() {}
 
-    public func check(_ request: InspectedRequest) -> Refusal? {
+    public func check(_ request: InspectedRequest, _ state: inout CallState) -> Refusal? {
         guard request.method == "tools/call" else { return nil }
         func invalid(_ message: String) -> Refusal {
             Refusal(SafeError(.invalidRequest, message, retryable: false), decidedBy: name, protocolCode: JSONRPCErrorCode.invalidParams)
@@ -100,4 +131,7 @@ public enum JSONRPCErrorCode {
     /// mcpjail's own faults use -32000...-32019.
     public static let serverUnavailable = -32000
     public static let messageTooLarge = -32001
+    /// A policy refusal of a request that has no tool result form (`resources/read`, ...).
+    public static let refused = -32002
+    public static let timeout = -32003
 }
