@@ -17,9 +17,12 @@ public struct MCPJail: AsyncParsableCommand {
               mcpjail client-config claude time    # the client config snippet for it
               mcpjail check time                   # the effective policy
               mcpjail logs time --verify           # the audit log, hash chain checked
+              mcpjail idempotency list             # recorded write calls, for retries
             """,
         version: version,
-        subcommands: [Run.self, List.self, Check.self, Logs.self, ClientConfig.self, Doctor.self]
+        subcommands: [
+            Run.self, List.self, Check.self, Logs.self, ClientConfig.self, Doctor.self, Idempotency.self,
+        ]
     )
 
     public init() {}
