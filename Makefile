@@ -7,8 +7,8 @@ PY := $(VENV)/bin/python
 
 all: build
 
-# apt packages (libseccomp-dev, libcap-dev, python3-venv, ...) and the venv with the MCP
-# SDK and the example servers. Idempotent; quick when everything is there.
+# apt packages (libseccomp-dev, libcap-dev, libsqlite3-dev, python3-venv, ...) and the venv
+# with the MCP SDK and the example servers. Idempotent; quick when everything is there.
 deps:
 	@scripts/deps.sh
 

@@ -28,6 +28,7 @@ let package = Package(
         // System libraries (make deps installs their -dev packages).
         .systemLibrary(name: "CLibSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         .systemLibrary(name: "CLibCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         // Profiles, JSON-RPC framing, relay decisions, audit model. No privileges needed to test.
         .target(
             name: "MCPJailCore",
@@ -48,11 +49,17 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The idempotency store on SQLite: one database per user, shared by every `mcpjail run`.
+        .target(
+            name: "MCPJailStore",
+            dependencies: ["MCPJailCore", "CSQLite"],
+            swiftSettings: strict
+        ),
         // The command-line interface (one file per command).
         .target(
             name: "MCPJailCommands",
             dependencies: [
-                "MCPJailCore", "MCPJailLinux",
+                "MCPJailCore", "MCPJailLinux", "MCPJailStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -65,6 +72,9 @@ let package = Package(
             dependencies: [.product(name: "MCP", package: "swift-sdk")],
             swiftSettings: strict
         ),
+        // Used only by MCPJailStoreTests (other processes racing on one key) and to measure
+        // the store (`swift run -c release mcpjail-idem-probe bench DIR`).
+        .executableTarget(name: "mcpjail-idem-probe", dependencies: ["MCPJailStore", "MCPJailCore"], swiftSettings: strict),
         .testTarget(
             name: "MCPJailCoreTests",
             // jwt-kit here signs the tests' own tokens, a cross-check of mcpjail's verifier.
@@ -74,7 +84,12 @@ let package = Package(
         .testTarget(name: "MCPJailLinuxTests", dependencies: ["MCPJailLinux", "MCPJailCore"], swiftSettings: strict),
         .testTarget(
             name: "MCPJailCommandsTests",
-            dependencies: ["MCPJailCommands", "MCPJailCore", "MCPJailLinux"],
+            dependencies: ["MCPJailCommands", "MCPJailCore", "MCPJailLinux", "MCPJailStore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MCPJailStoreTests",
+            dependencies: ["MCPJailStore", "MCPJailCore", "CSQLite", "mcpjail-idem-probe"],
             swiftSettings: strict
         ),
     ]

@@ -18,9 +18,12 @@ public struct MCPJail: AsyncParsableCommand {
               mcpjail check time                   # the effective policy
               mcpjail logs time --verify           # the audit log, hash chain checked
               mcpjail token issue --key ci.key --sub alice   # a bearer token for the relay
+              mcpjail idempotency list             # recorded write calls, for retries
             """,
         version: version,
-        subcommands: [Run.self, List.self, Check.self, Logs.self, ClientConfig.self, Doctor.self, Token.self]
+        subcommands: [
+            Run.self, List.self, Check.self, Logs.self, ClientConfig.self, Doctor.self, Token.self, Idempotency.self,
+        ]
     )
 
     public init() {}

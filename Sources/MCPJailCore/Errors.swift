@@ -17,6 +17,8 @@ public struct MCPJailError: Error, Sendable, Equatable, CustomStringConvertible 
         public static let spawnFailed = Code(rawValue: "spawn_failed")
         public static let io = Code(rawValue: "io")
         public static let auditLog = Code(rawValue: "audit_log")
+        /// The idempotency database cannot be used (corrupted, locked, unwritable).
+        public static let idempotencyStore = Code(rawValue: "idempotency_store")
         public static let internalError = Code(rawValue: "internal")
     }
 
@@ -56,6 +58,12 @@ public struct SafeError: Sendable, Equatable {
         public static let serverUnavailable = Kind(rawValue: "server_unavailable")
         public static let forbidden = Kind(rawValue: "forbidden")
         public static let limitExceeded = Kind(rawValue: "limit_exceeded")
+        /// Another call with the same idempotency key is still running. Retryable.
+        public static let conflict = Kind(rawValue: "conflict")
+        /// An idempotency key reused with different arguments. Not retryable.
+        public static let idempotencyMismatch = Kind(rawValue: "idempotency_mismatch")
+        /// A write started but its outcome is unknown; it is never run again. Not retryable.
+        public static let outcomeUnknown = Kind(rawValue: "outcome_unknown")
         public static let `internal` = Kind(rawValue: "internal")
         public static let invalidArguments = Kind(rawValue: "invalid_arguments")
         public static let rateLimited = Kind(rawValue: "rate_limited")

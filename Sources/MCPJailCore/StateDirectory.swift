@@ -1,5 +1,5 @@
-/// Where mcpjail keeps what no jail may see: the audit log, server stderr logs, and (later)
-/// the idempotency database and run registry.
+/// Where mcpjail keeps what no jail may see: the audit log, server stderr logs, the
+/// idempotency database and (later) the run registry.
 ///
 /// `$XDG_STATE_HOME/mcpjail` (default `~/.local/state/mcpjail`) for an ordinary user,
 /// `/var/lib/mcpjail` for root. `$MCPJAIL_STATE_DIR` overrides both (tests use it).
@@ -23,6 +23,8 @@ public struct StateDirectory: Sendable, Equatable {
 
     /// The hash-chained audit log, JSON Lines.
     public var auditLog: String { path + "/audit.jsonl" }
+    /// The idempotency database (SQLite), shared by every `mcpjail run` of the user.
+    public var idempotencyDatabase: String { path + "/idempotency.sqlite" }
     /// The directory of per-server stderr logs.
     public var serverLogs: String { path + "/logs" }
     /// The size-capped stderr log of one server.
