@@ -63,6 +63,8 @@ let package = Package(
             dependencies: [.product(name: "MCP", package: "swift-sdk")],
             swiftSettings: strict
         ),
+        // Micro-benchmarks of hot paths (schema validation), run in a release build.
+        .executableTarget(name: "mcpjail-microbench", dependencies: ["MCPJailCore"], swiftSettings: strict),
         .testTarget(name: "MCPJailCoreTests", dependencies: ["MCPJailCore"], swiftSettings: strict),
         .testTarget(name: "MCPJailLinuxTests", dependencies: ["MCPJailLinux", "MCPJailCore"], swiftSettings: strict),
         .testTarget(

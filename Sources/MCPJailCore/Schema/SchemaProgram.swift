@@ -136,8 +136,19 @@ struct SchemaObjectApplicators: Sendable {
         if let propertyIndex {
             return propertyIndex[PropertyKey(name: name)].map { properties[$0].node }
         }
-        for property in properties where property.name.utf8.elementsEqual(name.utf8) { return property.node }
+        let count = name.utf8.count
+        for property in properties where property.name.utf8.count == count && property.name.utf8.elementsEqual(name.utf8) {
+            return property.node
+        }
         return nil
+    }
+}
+
+extension JSONObject {
+    /// Whether a member is named `name` (code point equality; the length is compared first).
+    func hasMember(_ name: String) -> Bool {
+        let count = name.utf8.count
+        return contains { $0.key.utf8.count == count && $0.key.utf8.elementsEqual(name.utf8) }
     }
 }
 

@@ -31,7 +31,7 @@ extension SchemaValidator {
             return checkMembers(applicators, object, &annotations)
         case .dependentSchemas(let dependencies, _):
             guard case .object(let object) = instance else { return true }
-            for dependency in dependencies where object[dependency.name] != nil {
+            for dependency in dependencies where object.hasMember(dependency.name) {
                 guard evaluate(dependency.node, instance, &annotations, entry: false) else { return false }
             }
             return true
