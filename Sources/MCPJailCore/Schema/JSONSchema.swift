@@ -39,13 +39,18 @@
 /// not name, even where the server's schema leaves `additionalProperties` open. Every object
 /// schema that declares `properties` (or is a document root with `type: "object"`), and has no
 /// `additionalProperties`, `patternProperties` or `unevaluatedProperties` of its own, is
-/// treated as if it had `unevaluatedProperties: false`. This is applied where the schema meets
-/// an instance location (the root, and each subschema reached through `properties`, `items`
-/// and the other member/element keywords), looking through the in-place applicators: the
-/// properties named in `allOf`/`anyOf`/`oneOf`/`if`/`then`/`else`/`dependentSchemas`/`$ref`
-/// branches that match count as named, and a branch is not closed against its siblings. A
-/// schema that explicitly allows extra properties (`additionalProperties: true` or a schema,
-/// `patternProperties`) keeps them allowed.
+/// treated as if it had `unevaluatedProperties: false`, with the names pooled per instance
+/// location: a member is allowed when any schema that holds at that location names it
+/// (through `properties`, `patternProperties`, `additionalProperties` or
+/// `unevaluatedProperties`), here or in its `allOf`/`anyOf`/`oneOf`/`if`/`then`/`else`/
+/// `dependentSchemas`/`$ref` subschemas, or in another document of a combined schema. So the
+/// properties named in a matching branch count, a branch is not closed against its siblings,
+/// and a profile fragment that constrains one property of a nested object does not close it
+/// against the properties the server's schema names there. Names from branches that do not
+/// hold (a failed `anyOf` branch, an `if` that fails, `not`) do not count. A schema that
+/// explicitly allows extra properties (`additionalProperties: true` or a schema) names them
+/// all; a nested `{"type": "object"}` without `properties` is left open. Strict violations are
+/// reported after the schema's own (keyword `unevaluatedProperties`).
 ///
 /// **Combining.** ``init(allOf:defaultDialect:strict:limits:)`` compiles several documents as
 /// one `{"allOf": [...]}`: each keeps its own `$schema`, `$id`s and `$ref`s, and all must hold.

@@ -146,8 +146,7 @@ extension SchemaValidator {
         let needAll = annotations.active || maximum != nil
         silently { validator in
             for (i, item) in items.enumerated() {
-                var fresh = SchemaAnnotations.inactive
-                guard validator.evaluate(child, item, &fresh, entry: true) else { continue }
+                guard validator.evaluateEntry(child, item, at: .index(i)) else { continue }
                 matches += 1
                 annotations.items.insert(i)
                 if !needAll && matches >= minimum { break }
