@@ -85,7 +85,8 @@ let nameWidth = cases.map(\.0.count).max() ?? 0
 func pad(_ text: String, _ width: Int) -> String { text + String(repeating: " ", count: max(0, width - text.count)) }
 func leftPad(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
 print("\(pad("case", nameWidth))  \(leftPad("median ns/op", 12))  \(leftPad("best ns/op", 10))")
-print("\(String(repeating: "-", count: nameWidth))  \(String(repeating: "-", count: 12))  \(String(repeating: "-", count: 10))")
+func rule(_ width: Int) -> String { String(repeating: "-", count: width) }
+print("\(rule(nameWidth))  \(rule(12))  \(rule(10))")
 var sink = 0
 for (name, iterations, body) in cases {
     let result = measure(iterations: iterations, body)

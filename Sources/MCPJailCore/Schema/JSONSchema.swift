@@ -62,7 +62,8 @@
 public struct CompiledSchema: Sendable {
     /// Bounds on schemas and on evaluation.
     public struct Limits: Sendable, Equatable {
-        /// Deepest nesting of subschemas inside a document.
+        /// Longest JSON pointer to a subschema inside a document, in tokens (each
+        /// `properties/name` step is two), so 128 allows about 64 levels of nesting.
         public var maxSchemaDepth: Int
         /// Most subschemas compiled from all documents together.
         public var maxNodes: Int

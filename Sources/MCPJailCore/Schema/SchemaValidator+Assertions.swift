@@ -55,7 +55,8 @@ extension SchemaValidator {
             for dependency in dependencies where object.hasMember(dependency.name) {
                 for name in dependency.required where !object.hasMember(name) {
                     return fail(keyword, node.location,
-                                "property \(SchemaQuote.string(dependency.name)) requires property \(SchemaQuote.string(name))")
+                                "property \(SchemaQuote.string(dependency.name)) requires property "
+                                    + SchemaQuote.string(name))
                 }
             }
             return true

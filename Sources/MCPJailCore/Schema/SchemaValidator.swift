@@ -83,7 +83,8 @@ struct SchemaValidator {
                 if reporting && failure == nil {
                     failure = Failure(
                         keyword: "unevaluatedProperties", schemaLocation: group.location,
-                        message: "property \(SchemaQuote.string(member.key)) is not allowed (strict: the schema does not name it)",
+                        message: "property \(SchemaQuote.string(member.key)) is not allowed "
+                            + "(strict: the schema does not name it)",
                         reversedPath: (group.path + [.key(member.key)]).reversed())
                 }
                 return false
