@@ -72,6 +72,8 @@ let package = Package(
             dependencies: [.product(name: "MCP", package: "swift-sdk")],
             swiftSettings: strict
         ),
+        // Micro-benchmarks of hot paths (schema validation), run in a release build.
+        .executableTarget(name: "mcpjail-microbench", dependencies: ["MCPJailCore"], swiftSettings: strict),
         // Used only by MCPJailStoreTests (other processes racing on one key) and to measure
         // the store (`swift run -c release mcpjail-idem-probe bench DIR`).
         .executableTarget(name: "mcpjail-idem-probe", dependencies: ["MCPJailStore", "MCPJailCore"], swiftSettings: strict),

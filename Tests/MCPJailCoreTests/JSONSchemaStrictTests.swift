@@ -69,6 +69,43 @@ struct JSONSchemaStrictTests {
         #expect(try branch.check(#"{"a": 1, "z": 2}"#) == nil)
     }
 
+    @Test func namesArePooledPerInstanceLocation() throws {
+        // A profile fragment that constrains one member of a nested object does not close it
+        // against the members the server's schema names there.
+        let server = try json(#"{"properties": {"opts": {"properties": {"follow": {}, "depth": {"type": "integer"}}}}}"#)
+        let fragment = try json(#"{"properties": {"opts": {"properties": {"follow": {"const": false}}}}}"#)
+        let both = try CompiledSchema(allOf: [server, fragment], strict: true)
+        #expect(try both.check(#"{"opts": {"follow": false, "depth": 2}}"#) == nil)
+        #expect(try both.check(#"{"opts": {"follow": false, "x": 2}}"#)?.instanceLocation == "/opts/x")
+        // `properties` and `patternProperties` applied to the same member pool their names.
+        let twice = try compile("""
+            {"properties": {"a": {"properties": {"p": {}}}}, "patternProperties": {"^a$": {"properties": {"q": {}}}}}
+            """, strict: true)
+        #expect(try twice.check(#"{"a": {"p": 1, "q": 2}}"#) == nil)
+        #expect(try twice.check(#"{"a": {"p": 1, "r": 2}}"#)?.instanceLocation == "/a/r")
+        // `items` and `contains` applied to the same element pool their names too.
+        let items = try compile("""
+            {"items": {"properties": {"a": {}, "b": {}}}, "contains": {"properties": {"a": {"const": 1}}, "required": ["a"]}}
+            """, strict: true)
+        #expect(try items.check(#"[{"a": 1, "b": 2}]"#) == nil)
+        #expect(try items.check(#"[{"a": 1, "c": 2}]"#)?.instanceLocation == "/0/c")
+    }
+
+    @Test func namesFromBranchesThatFailDoNotCount() throws {
+        let strict = try compile("""
+            {"properties": {"k": {}},
+             "anyOf": [{"properties": {"a": {"type": "string"}}, "required": ["a"]},
+                       {"properties": {"b": {}}, "required": ["b"]}],
+             "not": {"properties": {"n": {"const": 1}}, "required": ["n"]}}
+            """, strict: true)
+        #expect(try strict.check(#"{"k": 1, "b": 1}"#) == nil)
+        #expect(try strict.check(#"{"k": 1, "a": "s"}"#) == nil)
+        // `a` is named only by the branch that fails (a is not a string).
+        #expect(try strict.check(#"{"k": 1, "b": 1, "a": 5}"#)?.instanceLocation == "/a")
+        // `n` is named only inside `not`.
+        #expect(try strict.check(#"{"k": 1, "b": 1, "n": 2}"#)?.instanceLocation == "/n")
+    }
+
     @Test func strictWorksForDraft7() throws {
         let text = #"{"$schema": "http://json-schema.org/draft-07/schema#", "properties": {"a": {}},"#
             + #" "allOf": [{"properties": {"b": {}}}]}"#

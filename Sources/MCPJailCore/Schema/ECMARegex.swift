@@ -46,7 +46,8 @@ enum ECMARegex {
 
     static let wordSet = "a-zA-Z0-9_"
     static let spaceSet =
-        "\\x{9}\\x{A}\\x{B}\\x{C}\\x{D}\\x{20}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}"
+        "\\x{9}\\x{A}\\x{B}\\x{C}\\x{D}\\x{20}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}"
+        + "\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}"
     static let wordBoundary = "(?:(?<=[\(wordSet)])(?![\(wordSet)])|(?<![\(wordSet)])(?=[\(wordSet)]))"
     static let notWordBoundary = "(?:(?<=[\(wordSet)])(?=[\(wordSet)])|(?<![\(wordSet)])(?![\(wordSet)]))"
 

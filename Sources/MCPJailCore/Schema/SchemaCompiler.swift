@@ -53,12 +53,12 @@ struct SchemaCompiler {
             resource.dynamicAnchors.compactMapValues { compiler.nodeByKey[$0] }
         }
         var program = SchemaProgram(
-            nodes: nodes, root: root, strictEntry: Array(repeating: false, count: nodes.count),
+            nodes: nodes, root: root, strict: strict, strictRoles: Array(repeating: .none, count: nodes.count),
             dynamicAnchors: dynamicAnchors, usesDynamicScope: compiler.usesDynamicScope)
         let graph = SchemaGraph(program: program)
         try graph.checkForCycles(location: { nodes[$0].location })
         if strict {
-            program.strictEntry = graph.strictEntries(
+            program.strictRoles = graph.strictRoles(
                 declaresProperties: compiler.declaresProperties, opensProperties: compiler.opensProperties)
         }
         return program

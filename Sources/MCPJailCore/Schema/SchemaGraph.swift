@@ -3,7 +3,7 @@
 /// to the same instance location, so a cycle of them never reaches the end of the instance.
 ///
 /// Two uses: refusing such cycles at compile time (`{"$ref": "#"}`, or `a → b → a` through
-/// `$defs`), and computing which nodes strict mode makes closed (``strictEntries``).
+/// `$defs`), and computing each node's part in strict mode (``strictRoles``).
 /// Both walks are iterative.
 struct SchemaGraph {
     /// Per node: the nodes it applies in place, and whether each one's annotations reach it
@@ -82,20 +82,25 @@ struct SchemaGraph {
         _ = try topologicalOrder(location: location)
     }
 
-    /// Per node, for strict mode: whether it is closed when applied to a new instance location.
-    /// A node is closed when it has no `additionalProperties`, `patternProperties` or
-    /// `unevaluatedProperties` of its own, and it or a subschema it applies in place (not
-    /// through `not`) declares `properties` (or is a document root of type object).
-    func strictEntries(declaresProperties: [Bool], opensProperties: [Bool]) -> [Bool] {
+    /// Per node, for strict mode: ``StrictRole/closes`` when it has no `additionalProperties`,
+    /// `patternProperties` or `unevaluatedProperties` of its own, and it or a subschema it
+    /// applies in place (not through `not`) declares `properties` (or is a document root of
+    /// type object); else ``StrictRole/names`` when it or such a subschema has any of those
+    /// property keywords; else ``StrictRole/none``.
+    func strictRoles(declaresProperties: [Bool], opensProperties: [Bool]) -> [StrictRole] {
         // Cycles were refused already, so the order exists.
         let order = (try? topologicalOrder(location: { _ in "" })) ?? []
         var declares = declaresProperties
+        var touches = declaresProperties.indices.map { declaresProperties[$0] || opensProperties[$0] }
         for node in order {
-            for edge in edges[node] where edge.annotating && declares[edge.node] {
-                declares[node] = true
-                break
+            for edge in edges[node] where edge.annotating {
+                declares[node] = declares[node] || declares[edge.node]
+                touches[node] = touches[node] || touches[edge.node]
             }
         }
-        return declares.indices.map { declares[$0] && !opensProperties[$0] }
+        return declares.indices.map { node in
+            if declares[node] && !opensProperties[node] { return .closes }
+            return touches[node] ? .names : .none
+        }
     }
 }

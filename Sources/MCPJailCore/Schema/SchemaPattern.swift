@@ -4,8 +4,9 @@ import Foundation
 /// by ``ECMARegex`` and run by Foundation's `NSRegularExpression` (ICU).
 ///
 /// Matching is a search, not anchored, as in JSON Schema (`"a"` matches `"xax"`).
-/// `NSRegularExpression` is immutable and documented as safe to use from several threads,
-/// hence the unchecked `Sendable`.
+/// `NSRegularExpression` is immutable and safe to use from several threads (on Linux,
+/// CoreFoundation checks the ICU matcher out per call and clones it when it is busy), hence
+/// the unchecked `Sendable`. There is no match-time limit (see ``ECMARegex``).
 final class SchemaPattern: @unchecked Sendable {
     /// The pattern as the schema wrote it.
     let source: String

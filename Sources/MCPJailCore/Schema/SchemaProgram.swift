@@ -8,13 +8,27 @@ struct SchemaProgram: Sendable {
     var nodes: [SchemaNode]
     /// Node index of the root.
     var root: Int
-    /// Per node: in strict mode, whether the node acts as `unevaluatedProperties: false`
-    /// when applied to a new instance location (see ``CompiledSchema``).
-    var strictEntry: [Bool]
+    /// Whether strict mode is on (see ``CompiledSchema``).
+    var strict: Bool
+    /// Per node, in strict mode: its part in closing the objects it is applied to.
+    var strictRoles: [StrictRole]
     /// Per schema resource: its `$dynamicAnchor`s (name → node index).
     var dynamicAnchors: [[String: Int]]
     /// Whether any node uses `$dynamicRef` (only then is the dynamic scope tracked).
     var usesDynamicScope: Bool
+}
+
+/// What a node does about strict mode when it is applied to an object at a new instance
+/// location (the root, a member, an element).
+enum StrictRole: Sendable, Equatable {
+    /// Nothing: it neither names properties nor closes the object.
+    case none
+    /// It names properties (through `properties`, `patternProperties`,
+    /// `additionalProperties`, `unevaluatedProperties`, here or in its in-place subschemas).
+    case names
+    /// It names properties and closes the object: members that no schema applied to the
+    /// same location names are refused.
+    case closes
 }
 
 /// One compiled subschema.
@@ -136,8 +150,19 @@ struct SchemaObjectApplicators: Sendable {
         if let propertyIndex {
             return propertyIndex[PropertyKey(name: name)].map { properties[$0].node }
         }
-        for property in properties where property.name.utf8.elementsEqual(name.utf8) { return property.node }
+        let count = name.utf8.count
+        for property in properties where property.name.utf8.count == count && property.name.utf8.elementsEqual(name.utf8) {
+            return property.node
+        }
         return nil
+    }
+}
+
+extension JSONObject {
+    /// Whether a member is named `name` (code point equality; the length is compared first).
+    func hasMember(_ name: String) -> Bool {
+        let count = name.utf8.count
+        return contains { $0.key.utf8.count == count && $0.key.utf8.elementsEqual(name.utf8) }
     }
 }
 

@@ -62,7 +62,8 @@ struct SchemaResourceIndex {
         isDocumentRoot: Bool
     ) throws(SchemaError) {
         guard tokens.count <= limits.maxSchemaDepth else {
-            throw SchemaError(.tooLarge, at: location(key), "schema nested deeper than \(limits.maxSchemaDepth) levels")
+            throw SchemaError(.tooLarge, at: location(key),
+                              "schema nested too deeply (a JSON pointer longer than \(limits.maxSchemaDepth) tokens)")
         }
         var scope = inherited
         guard case .object(let object) = value else {

@@ -31,7 +31,7 @@ extension SchemaValidator {
             return checkMembers(applicators, object, &annotations)
         case .dependentSchemas(let dependencies, _):
             guard case .object(let object) = instance else { return true }
-            for dependency in dependencies where object[dependency.name] != nil {
+            for dependency in dependencies where object.hasMember(dependency.name) {
                 guard evaluate(dependency.node, instance, &annotations, entry: false) else { return false }
             }
             return true
@@ -146,8 +146,7 @@ extension SchemaValidator {
         let needAll = annotations.active || maximum != nil
         silently { validator in
             for (i, item) in items.enumerated() {
-                var fresh = SchemaAnnotations.inactive
-                guard validator.evaluate(child, item, &fresh, entry: true) else { continue }
+                guard validator.evaluateEntry(child, item, at: .index(i)) else { continue }
                 matches += 1
                 annotations.items.insert(i)
                 if !needAll && matches >= minimum { break }

@@ -46,16 +46,17 @@ extension SchemaValidator {
             return fail("uniqueItems", node.location, "items \(first) and \(second) are equal")
         case .required(let names):
             guard case .object(let object) = instance else { return true }
-            for name in names where object[name] == nil {
+            for name in names where !object.hasMember(name) {
                 return fail("required", node.location, "missing required property \(SchemaQuote.string(name))")
             }
             return true
         case .dependentRequired(let dependencies, let keyword):
             guard case .object(let object) = instance else { return true }
-            for dependency in dependencies where object[dependency.name] != nil {
-                for name in dependency.required where object[name] == nil {
+            for dependency in dependencies where object.hasMember(dependency.name) {
+                for name in dependency.required where !object.hasMember(name) {
                     return fail(keyword, node.location,
-                                "property \(SchemaQuote.string(dependency.name)) requires property \(SchemaQuote.string(name))")
+                                "property \(SchemaQuote.string(dependency.name)) requires property "
+                                    + SchemaQuote.string(name))
                 }
             }
             return true

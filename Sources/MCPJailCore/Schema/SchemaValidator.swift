@@ -7,7 +7,8 @@
 ///
 /// The first violation is the first in evaluation order: within a schema, `$ref`, then `type`,
 /// `const`/`enum`, the number, string, array and object keywords, then the applicators, and
-/// `unevaluated*` last; within an object, members in instance order.
+/// `unevaluated*` last; within an object, members in instance order. Strict mode's
+/// violations come after all of those (see ``SchemaValidator/checkStrictRecords()``).
 struct SchemaValidator {
     let program: SchemaProgram
     let maxDepth: Int
@@ -16,6 +17,22 @@ struct SchemaValidator {
     var failure: Failure?
     /// Schema resources entered, outermost first (tracked only for `$dynamicRef`).
     var dynamicScope: [Int] = []
+    /// Strict mode: the instance path of the value being evaluated.
+    var path: [PathSegment] = []
+    /// Strict mode: what each successful evaluation at a new instance location named. A
+    /// failed evaluation drops what it added, so only schemas that hold count.
+    var strictRecords: [StrictRecord] = []
+
+    /// Strict mode: the properties one schema named in the object at `path`.
+    struct StrictRecord {
+        var path: [PathSegment]
+        var object: JSONObject
+        var named: EvaluatedIndices
+        var closes: Bool
+        var location: String
+
+        var namesAll: Bool { named.all || object.indices.allSatisfy(named.contains) }
+    }
 
     struct Failure {
         var keyword: String
@@ -24,7 +41,7 @@ struct SchemaValidator {
         var reversedPath: [PathSegment] = []
     }
 
-    enum PathSegment {
+    enum PathSegment: Hashable {
         case key(String)
         case index(Int)
     }
@@ -38,7 +55,42 @@ struct SchemaValidator {
     /// Validates from the root.
     mutating func run(_ instance: JSONValue) -> Bool {
         var annotations = SchemaAnnotations.inactive
-        return evaluate(program.root, instance, &annotations, entry: true)
+        guard evaluate(program.root, instance, &annotations, entry: true) else { return false }
+        return !program.strict || checkStrictRecords()
+    }
+
+    /// Strict mode, after the schema itself held: every object that a closing schema was
+    /// applied to must have only members that some schema applied to the same location named.
+    /// Names are pooled per location, across branches and across combined documents.
+    mutating func checkStrictRecords() -> Bool {
+        if strictRecords.allSatisfy({ !$0.closes || $0.namesAll }) { return true }
+        var pooled: [[PathSegment]: Int] = [:]
+        var groups: [StrictRecord] = []
+        for record in strictRecords {
+            if let index = pooled[record.path] {
+                groups[index].named.formUnion(record.named)
+                if record.closes && !groups[index].closes {
+                    groups[index].closes = true
+                    groups[index].location = record.location
+                }
+            } else {
+                pooled[record.path] = groups.count
+                groups.append(record)
+            }
+        }
+        for group in groups where group.closes {
+            for (i, member) in group.object.enumerated() where !group.named.contains(i) {
+                if reporting && failure == nil {
+                    failure = Failure(
+                        keyword: "unevaluatedProperties", schemaLocation: group.location,
+                        message: "property \(SchemaQuote.string(member.key)) is not allowed "
+                            + "(strict: the schema does not name it)",
+                        reversedPath: (group.path + [.key(member.key)]).reversed())
+                }
+                return false
+            }
+        }
+        return true
     }
 
     /// The recorded failure as a violation (reporting mode, after `run` returned false).
@@ -85,6 +137,16 @@ struct SchemaValidator {
     mutating func evaluate(_ index: Int, _ instance: JSONValue, _ annotations: inout SchemaAnnotations,
                            entry: Bool) -> Bool
     {
+        guard program.strict else { return evaluateNode(index, instance, &annotations, entry: entry) }
+        let checkpoint = strictRecords.count
+        let valid = evaluateNode(index, instance, &annotations, entry: entry)
+        if !valid && strictRecords.count > checkpoint { strictRecords.removeSubrange(checkpoint...) }
+        return valid
+    }
+
+    private mutating func evaluateNode(_ index: Int, _ instance: JSONValue, _ annotations: inout SchemaAnnotations,
+                                       entry: Bool) -> Bool
+    {
         let node = program.nodes[index]
         let checks: [SchemaCheck]
         switch node.body {
@@ -108,23 +170,15 @@ struct SchemaValidator {
         }
         defer { if enteredResource { dynamicScope.removeLast() } }
 
-        let strict = entry && program.strictEntry[index]
-        guard node.collectsAnnotations || strict else {
+        let role = entry && program.strict ? program.strictRoles[index] : .none
+        guard node.collectsAnnotations || role != .none else {
             return evaluateChecks(checks, node, instance, &annotations)
         }
         var local = SchemaAnnotations(active: true)
         guard evaluateChecks(checks, node, instance, &local) else { return false }
-        if strict, case .object(let object) = instance {
-            for (i, member) in object.enumerated() where !local.properties.contains(i) {
-                if reporting && failure == nil {
-                    failure = Failure(
-                        keyword: "unevaluatedProperties", schemaLocation: node.location,
-                        message: "property \(SchemaQuote.string(member.key)) is not allowed (strict: the schema does not name it)",
-                        reversedPath: [.key(member.key)])
-                }
-                return false
-            }
-            local.properties.insertAll()
+        if role != .none, case .object(let object) = instance {
+            strictRecords.append(StrictRecord(path: path, object: object, named: local.properties,
+                                              closes: role == .closes, location: node.location))
         }
         annotations.merge(local)
         return true
@@ -143,10 +197,18 @@ struct SchemaValidator {
             }
             return false
         }
-        var fresh = SchemaAnnotations.inactive
-        if evaluate(index, value, &fresh, entry: true) { return true }
+        if evaluateEntry(index, value, at: segment) { return true }
         if reporting { failure?.reversedPath.append(segment) }
         return false
+    }
+
+    /// Evaluates node `index` at a new instance location, one `segment` down.
+    mutating func evaluateEntry(_ index: Int, _ value: JSONValue, at segment: PathSegment) -> Bool {
+        var fresh = SchemaAnnotations.inactive
+        guard program.strict else { return evaluate(index, value, &fresh, entry: true) }
+        path.append(segment)
+        defer { path.removeLast() }
+        return evaluate(index, value, &fresh, entry: true)
     }
 
     static func notAllowed(_ segment: PathSegment, _ keyword: String) -> String {
