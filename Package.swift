@@ -43,7 +43,7 @@ let package = Package(
         .target(
             name: "MCPJailLinux",
             dependencies: [
-                "MCPJailCore", "CMCPJailShims", "CLibSeccomp", "CLibCap",
+                "MCPJailCore", "MCPJailStore", "CMCPJailShims", "CLibSeccomp", "CLibCap",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -23,6 +23,8 @@ public final class Relay: @unchecked Sendable {
     // Shared state is behind `pending` and `clientOutput`; each reader is owned by its thread.
     private let context: SessionContext
     private let policy: RelayPolicy
+    /// Idempotency for write tools; nil when the profile has none.
+    private let writes: WriteGate?
     private let audit: AuditWriter
     private let events: EventPipe
     private let logger: Logger
@@ -40,11 +42,12 @@ public final class Relay: @unchecked Sendable {
     private static let largeArguments = 1 << 20
 
     public init(
-        context: SessionContext, policy: RelayPolicy, audit: AuditWriter, events: EventPipe,
+        context: SessionContext, policy: RelayPolicy, writes: WriteGate?, audit: AuditWriter, events: EventPipe,
         logger: Logger, clientInput: Int32, clientOutput: Int32, serverInput: Int32, serverOutput: Int32
     ) {
         self.context = context
         self.policy = policy
+        self.writes = writes
         self.audit = audit
         self.events = events
         self.logger = logger
@@ -147,6 +150,34 @@ public final class Relay: @unchecked Sendable {
         if policy.profile.audit.logArguments, method == "tools/call", let arguments = state.arguments(of: request) {
             call.loggedArguments = policy.sanitizer.redactor.isEmpty ? arguments : redactStrings(arguments)
         }
+        if refusal == nil, let toolName, let toolPolicy = policy.profile.policy(forTool: toolName), toolPolicy.write {
+            let start = writes?.start(
+                tool: toolName, policy: toolPolicy, subject: state.subject, arguments: state.arguments(of: request),
+                suppliedKey: state.meta.idempotencyKey)
+                ?? .refuse(nil, Refusal(SafeError(.internal, "write tools need the idempotency store", retryable: false), decidedBy: WriteGate.checkName))
+            switch start {
+            case .execute(let write):
+                call.write = write
+                call.idempotency = "executed"
+            case .refuse(let write, let refused):
+                call.write = write
+                call.idempotency = refused.error.kind.rawValue
+                refusal = refused
+            case .replay(let write, let stored):
+                call.write = write
+                answerReplay(call, id: id, stored: stored)
+                return .consume
+            case .wait(let write):
+                call.write = write
+                let forwardLine = (state.meta.strippedLine ?? Array(line)) + [UInt8(ascii: "\n")]
+                let timeout = policy.timeout(method: method, tool: toolName)
+                let waiting = call
+                Threads.start("mcpjail-write-wait", background: true) { [self] in
+                    waitForSameWrite(waiting, id: id, policy: toolPolicy, timeout: timeout, forwardLine: forwardLine)
+                }
+                return .consume
+            }
+        }
         if refusal == nil {
             call.deadline = arrived &+ Self.nanoseconds(policy.timeout(method: method, tool: toolName))
             let inserted = pending.withLock { table -> Bool in
@@ -162,12 +193,7 @@ public final class Relay: @unchecked Sendable {
             if let stripped = state.meta.strippedLine { return .replace(stripped) }
             return .forward
         }
-        let reply = Replies.refusal(refusal, id: id, method: method)
-        sendToClient(reply)
-        audit.enqueue(call.completed(
-            outcome: refusal.protocolCode == nil ? .toolError : .protocolError, decision: .deny,
-            decidedBy: refusal.decidedBy, errorCode: refusal.protocolCode, errorType: refusal.error.kind.rawValue,
-            finished: monotonicNanoseconds(), bytesOut: reply.count))
+        refuse(call, id: id, refusal)
         return .consume
     }
 
@@ -178,6 +204,59 @@ public final class Relay: @unchecked Sendable {
         case .object(let object): return .object(JSONObject(object.members.map { ($0.key, redactStrings($0.value)) }))
         default: return value
         }
+    }
+
+    // MARK: write tools
+
+    private func answerReplay(_ call: PendingCall, id: RequestID, stored: [UInt8]) {
+        let reply = WriteGate.replayReply(id: id, stored: stored)
+        sendToClient(reply)
+        var call = call
+        call.idempotency = "replayed"
+        let isError = (try? JSONParser.parse(stored))?["isError"] == .bool(true)
+        audit.enqueue(call.completed(
+            outcome: isError ? .toolError : .ok, decision: .allow, decidedBy: WriteGate.checkName, errorCode: nil,
+            errorType: nil, finished: monotonicNanoseconds(), bytesOut: reply.count))
+    }
+
+    /// A duplicate of a write still running (here or in another `mcpjail run`): waits for
+    /// its result on a thread of its own, so the client's other messages keep flowing.
+    private func waitForSameWrite(_ call: PendingCall, id: RequestID, policy toolPolicy: Profile.ToolPolicy, timeout: Duration, forwardLine: [UInt8]) {
+        guard let writes, let write = call.write else { return }
+        var call = call
+        switch writes.wait(for: write, policy: toolPolicy, timeout: timeout) {
+        case .replay(_, let stored):
+            answerReplay(call, id: id, stored: stored)
+        case .execute:
+            // The key was forgotten meanwhile: this call is now the first.
+            call.idempotency = "executed"
+            call.deadline = monotonicNanoseconds() &+ Self.nanoseconds(timeout)
+            let inserted = pending.withLock { table -> Bool in
+                guard table[id] == nil else { return false }
+                table[id] = call
+                return true
+            }
+            if inserted {
+                forwardLine.withUnsafeBytes { serverInput.write($0) }
+            } else {
+                writes.abandon(write)
+                refuse(call, id: id, Refusal(SafeError(.invalidRequest, "id \(id.json) is already in use by a request in flight", retryable: false), decidedBy: "relay", protocolCode: JSONRPCErrorCode.invalidRequest))
+            }
+        case .refuse(_, let refused):
+            call.idempotency = refused.error.kind.rawValue
+            refuse(call, id: id, refused)
+        case .wait:
+            refuse(call, id: id, Refusal(IdempotencyErrors.conflict, decidedBy: WriteGate.checkName))
+        }
+    }
+
+    private func refuse(_ call: PendingCall, id: RequestID, _ refusal: Refusal) {
+        let reply = Replies.refusal(refusal, id: id, method: call.method)
+        sendToClient(reply)
+        audit.enqueue(call.completed(
+            outcome: refusal.protocolCode == nil ? .toolError : .protocolError, decision: .deny,
+            decidedBy: refusal.decidedBy, errorCode: refusal.protocolCode, errorType: refusal.error.kind.rawValue,
+            finished: monotonicNanoseconds(), bytesOut: reply.count))
     }
 
     // MARK: the relay's own tools/list
@@ -364,6 +443,15 @@ public final class Relay: @unchecked Sendable {
             let disposition = redacted(line, replacing: replacement)
             var bytesOut = line.count + 1
             if case .replace(let bytes) = disposition { bytesOut = bytes.count + 1 }
+            if let write = call.write {
+                // Durably stored before the client can see it: what a retry replays is
+                // exactly what this answer was.
+                switch disposition {
+                case .replace(let bytes): bytes.withUnsafeBytes { writes?.finish(write, response: $0) }
+                case .consume: writes?.abandon(write)
+                default: writes?.finish(write, response: line)
+                }
+            }
             answered.append(call.completed(
                 outcome: outcome, decision: .allow, decidedBy: nil, errorCode: errorCode, errorType: nil,
                 finished: monotonicNanoseconds(), bytesOut: bytesOut))
@@ -393,6 +481,7 @@ public final class Relay: @unchecked Sendable {
         let limit = context.profile.limits.maxMessageBytes
         logger.warning("dropped a server message of \(size) bytes (limit \(limit))")
         guard case (let id?, nil) = Self.identify(prefix), let call = pending.withLock({ $0.removeValue(forKey: id) }) else { return }
+        if let write = call.write { writes?.abandon(write) }
         let error = SafeError(.messageTooLarge, "the server's reply of \(size) bytes exceeds the limit of \(limit) bytes", retryable: false)
         let isToolCall = call.method == "tools/call"
         let reply = isToolCall ? Replies.toolError(id: id, error) : Replies.error(id: id, code: JSONRPCErrorCode.messageTooLarge, error)
@@ -425,6 +514,7 @@ public final class Relay: @unchecked Sendable {
                 policy.catalog.failLoad("the server exited")
                 continue
             }
+            if let write = call.write { writes?.abandon(write) }
             let reply = call.method == "tools/call"
                 ? Replies.toolError(id: id, error)
                 : Replies.error(id: id, code: JSONRPCErrorCode.serverUnavailable, error)
@@ -460,6 +550,7 @@ public final class Relay: @unchecked Sendable {
                 policy.catalog.failLoad("the server did not answer tools/list in time")
                 continue
             }
+            if let write = call.write { writes?.abandon(write) }
             let error = SafeError(.timeout, "the server did not answer within the call timeout", retryable: true)
             let reply = call.method == "tools/call"
                 ? Replies.toolError(id: id, error)
@@ -540,6 +631,9 @@ struct PendingCall: Sendable {
     var subject: String?
     var actors: [String]?
     var loggedArguments: JSONValue?
+    /// A write tool's idempotent identity, and what became of it (for the audit).
+    var write: IdempotentCall?
+    var idempotency: String?
 
     /// The audit entry for this call's end. Session fields are filled in by the writer.
     func completed(
@@ -551,7 +645,8 @@ struct PendingCall: Sendable {
             tool: tool, argumentsDigest: nil, decision: decision, decidedBy: decidedBy, outcome: outcome,
             errorCode: errorCode, errorType: errorType,
             latencyMicros: Int64((finished &- arrived) / 1000), bytesIn: bytesIn, bytesOut: bytesOut,
-            subject: subject, actors: actors, arguments: loggedArguments)
+            subject: subject, actors: actors, arguments: loggedArguments, idempotencyKey: write?.key,
+            idempotency: idempotency)
         return AuditEntry(record: record, arguments: arguments)
     }
 }

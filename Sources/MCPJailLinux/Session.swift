@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Logging
 import MCPJailCore
+import MCPJailStore
 
 /// One `mcpjail run`: starts the server through a ``ServerSpawner``, relays its stdio,
 /// and tears everything down so that nothing of it outlives the call.
@@ -50,6 +51,7 @@ public final class Session {
         let seccomp = try SeccompPolicy.compile(profile)
         let secretValues = try SecretLoader.load(profile.secrets, environment: clientEnvironment)
         let policy = try SessionPolicy.make(profile: profile, secretValues: secretValues.map(\.value), clientEnvironment: clientEnvironment)
+        let writes = try openWriteGate()
         var serverProfile = profile
         for (name, value) in secretValues { serverProfile.server.env[name] = value }
         let (rlimits, rlimitNotes) = ResourceLimits.applicable(for: profile.limits)
@@ -99,7 +101,7 @@ public final class Session {
         stderrLog.start()
         let audit = AuditWriter(log: auditLog, context: context, logger: logger)
         let relay = Relay(
-            context: context, policy: policy, audit: audit, events: events,
+            context: context, policy: policy, writes: writes, audit: audit, events: events,
             logger: logger, clientInput: clientInput, clientOutput: clientOutput,
             serverInput: stdinPipe.write, serverOutput: stdoutPipe.read)
         let outputClosed = Latch()
@@ -198,6 +200,14 @@ public final class Session {
     }
 
     static let callTimeoutGranularity: UInt64 = 100_000_000
+
+    /// The idempotency store, opened only when the profile has write tools: a store that
+    /// cannot be opened (locked, corrupted) stops `run` before the server starts.
+    private func openWriteGate() throws(MCPJailError) -> WriteGate? {
+        guard profile.tools.values.contains(where: \.write) else { return nil }
+        let store = try SQLiteIdempotencyStore(stateDirectory: state)
+        return WriteGate(store: store, owner: try ProcessOwner.current(), server: profile.name, logger: logger)
+    }
 
     /// Reaps every exited child (orphans adopted as subreaper included); returns the
     /// server's exit status once it has exited.

@@ -165,3 +165,36 @@ extension ProfilePolicyTests {
         #expect(problems.first?.message.contains("not a JSON Schema the relay can enforce") == true)
     }
 }
+
+extension ProfilePolicyTests {
+    @Test("write tools: idempotency keys read, rendered and checked")
+    func writeTools() throws {
+        let sandbox = try ProfileSandbox()
+        let profile = try sandbox.load("""
+            [server]
+            command = "\(try sandbox.executable())"
+            [tools.pay]
+            write = true
+            idempotency_fields = ["order_id", "amount"]
+            idempotency_ttl = "1h"
+            [tools.read]
+            """)
+        let pay = try #require(profile.tools["pay"])
+        #expect(pay.write && pay.idempotencyFields == ["order_id", "amount"] && pay.idempotencyTTL == .seconds(3600))
+        #expect(profile.tools["read"]?.write == false)
+        let reread = try ProfileParser.parse(
+            data: Data(profile.effectiveTOML().utf8), path: "e.toml", name: "test", profileDirectory: sandbox.root)
+        #expect(reread.tools == profile.tools)
+        let problems = try sandbox.problems("""
+            [server]
+            command = "\(try sandbox.executable())"
+            [tools.a]
+            write = true
+            idempotency_fields = []
+            idempotency_ttl = "0s"
+            [tools.b]
+            idempotency_ttl = "1h"
+            """)
+        #expect(Set(problems.map(\.keyPath)) == ["tools.a.idempotency_fields", "tools.a.idempotency_ttl", "tools.b.write"])
+    }
+}

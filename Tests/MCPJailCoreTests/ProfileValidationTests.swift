@@ -110,7 +110,7 @@ struct ProfileValidationTests {
         #expect(problems.map(\.line) == [3, 6, 8])
         #expect(problems[0].message.contains("known here: description, server, filesystem, limits, seccomp, tools"))
         #expect(problems[1].message == "unknown key (did you mean 'memory'?)")
-        #expect(problems[2].message == "unknown key (known here: scope, rate, timeout, strict, arguments)")
+        #expect(problems[2].message == "unknown key (known here: scope, rate, timeout, strict, write, idempotency_fields, idempotency_ttl, arguments)")
     }
 
     @Test("wrong types are errors with the expected type")

@@ -122,6 +122,8 @@ extension AuditRecord {
         w.optionalField("subject", subject)
         if let actors { w.field("act", .array(actors.map { .string($0) })) }
         if let arguments { w.field("arguments", arguments) }
+        w.optionalField("idempotency_key", idempotencyKey)
+        w.optionalField("idempotency", idempotency)
         return Array(w.finish().dropFirst())
     }
 
@@ -167,7 +169,8 @@ extension AuditRecord {
             latencyMicros: try integer("latency_us"), bytesIn: Int(try integer("bytes_in")),
             bytesOut: Int(try integer("bytes_out")), auth: try optionalString("auth"),
             subject: try optionalString("subject"),
-            actors: o["act"]?.arrayValue?.compactMap(\.stringValue), arguments: o["arguments"])
+            actors: o["act"]?.arrayValue?.compactMap(\.stringValue), arguments: o["arguments"],
+            idempotencyKey: try optionalString("idempotency_key"), idempotency: try optionalString("idempotency"))
     }
 
     private static func bad(_ why: String) -> MCPJailError {

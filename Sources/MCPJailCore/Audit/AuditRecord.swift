@@ -39,6 +39,10 @@ public struct AuditRecord: Sendable, Equatable {
     public var actors: [String]?
     /// The arguments themselves (secrets redacted), only with `[audit] log_arguments = true`.
     public var arguments: JSONValue?
+    /// Write tools: the idempotency key, and what happened with it: `executed` (first
+    /// call), `replayed` (stored result returned, server not contacted), or the refusal.
+    public var idempotencyKey: String?
+    public var idempotency: String?
 
     public enum Decision: String, Sendable, Equatable {
         case allow, deny
@@ -60,7 +64,8 @@ public struct AuditRecord: Sendable, Equatable {
         requestID: String?, method: String, tool: String? = nil, argumentsDigest: String? = nil,
         decision: Decision, decidedBy: String? = nil, outcome: Outcome, errorCode: Int? = nil,
         errorType: String? = nil, latencyMicros: Int64, bytesIn: Int, bytesOut: Int,
-        auth: String? = nil, subject: String? = nil, actors: [String]? = nil, arguments: JSONValue? = nil
+        auth: String? = nil, subject: String? = nil, actors: [String]? = nil, arguments: JSONValue? = nil,
+        idempotencyKey: String? = nil, idempotency: String? = nil
     ) {
         self.time = time
         self.server = server
@@ -82,5 +87,7 @@ public struct AuditRecord: Sendable, Equatable {
         self.subject = subject
         self.actors = actors
         self.arguments = arguments
+        self.idempotencyKey = idempotencyKey
+        self.idempotency = idempotency
     }
 }

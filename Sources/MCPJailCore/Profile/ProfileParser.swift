@@ -668,6 +668,30 @@ extension ProfileValidator {
         if let node = table.take("timeout") { policy.timeout = callTimeout(node, at: table.path.appending("timeout")) }
         let strictPath = table.path.appending("strict")
         if let node = table.take("strict") { policy.strict = flag(node, at: strictPath) ?? true }
+        let writePath = table.path.appending("write")
+        if let node = table.take("write") { policy.write = flag(node, at: writePath) ?? false }
+        let fieldsPath = table.path.appending("idempotency_fields")
+        if let node = table.take("idempotency_fields"), let fields = stringArray(node, at: fieldsPath, expandingProfileDir: false) {
+            if fields.isEmpty {
+                report(fieldsPath, "an empty list would make every call of the tool one operation; list the fields that identify a write, or remove the key")
+            } else {
+                for (index, field) in fields.enumerated() where fields[..<index].contains(field) {
+                    report(fieldsPath.appending(index: index), "'\(field)' is listed twice")
+                }
+                policy.idempotencyFields = fields
+            }
+        }
+        let ttlPath = table.path.appending("idempotency_ttl")
+        if let node = table.take("idempotency_ttl"), let value = duration(node, at: ttlPath, max: .seconds(366 * 24 * 3600)) {
+            if value < .seconds(1) {
+                report(ttlPath, "'\(DurationSyntax.format(value))' is too short (at least 1s)")
+            } else {
+                policy.idempotencyTTL = value
+            }
+        }
+        if !policy.write, table.has("idempotency_fields") || table.has("idempotency_ttl") {
+            report(writePath, "idempotency_fields and idempotency_ttl apply to write tools only; add write = true")
+        }
         let argumentsPath = table.path.appending("arguments")
         if let node = table.take("arguments") {
             if case .table(_) = node {

@@ -72,16 +72,29 @@ extension Profile {
         public var arguments: JSONValue?
         /// Reject argument properties the schemas do not name. Default true.
         public var strict: Bool
+        /// The tool writes: the relay makes it idempotent (a retried call is never run twice).
+        /// The profile decides this; the server's annotations do not count.
+        public var write: Bool
+        /// The arguments that identify one write (top-level names); nil: all of them.
+        public var idempotencyFields: [String]?
+        /// How long a write's key and result are kept. Default 24 h.
+        public var idempotencyTTL: Duration
+
+        public static let defaultIdempotencyTTL = Duration.seconds(24 * 3600)
 
         public init(
             scope: String? = nil, rate: Rate? = nil, timeout: Duration? = nil, arguments: JSONValue? = nil,
-            strict: Bool = true
+            strict: Bool = true, write: Bool = false, idempotencyFields: [String]? = nil,
+            idempotencyTTL: Duration = ToolPolicy.defaultIdempotencyTTL
         ) {
             self.scope = scope
             self.rate = rate
             self.timeout = timeout
             self.arguments = arguments
             self.strict = strict
+            self.write = write
+            self.idempotencyFields = idempotencyFields
+            self.idempotencyTTL = idempotencyTTL
         }
     }
 

@@ -83,6 +83,11 @@ extension Profile {
                 lines.append("# timeout: [limits] call_timeout (\(DurationSyntax.format(limits.callTimeout)))")
             }
             lines.append("strict = \(policy.strict)")
+            if policy.write {
+                lines.append("write = true  # idempotent at the relay: a retried call is never run twice")
+                if let fields = policy.idempotencyFields { lines.append("idempotency_fields = \(TOMLText.array(fields))") }
+                lines.append("idempotency_ttl = \(TOMLText.string(DurationSyntax.format(policy.idempotencyTTL)))")
+            }
             if let arguments = policy.arguments {
                 lines.append("arguments = \(TOMLText.inline(arguments))")
             }
@@ -109,6 +114,8 @@ extension Profile {
                 EffectivePolicy.Tool(
                     scope: policy.scope, rate: policy.rate?.description,
                     timeoutMs: DurationSyntax.milliseconds(policy.timeout ?? limits.callTimeout), strict: policy.strict,
+                    write: policy.write, idempotencyFields: policy.idempotencyFields,
+                    idempotencyTTLMs: policy.write ? DurationSyntax.milliseconds(policy.idempotencyTTL) : nil,
                     arguments: policy.arguments.map { String(decoding: JSONWriter.bytes($0), as: UTF8.self) })
             },
             toolDefault: toolDefault.rawValue,
@@ -231,12 +238,17 @@ private struct EffectivePolicy: Encodable {
         var rate: String?
         var timeoutMs: Int64
         var strict: Bool
+        var write: Bool
+        var idempotencyFields: [String]?
+        var idempotencyTTLMs: Int64?
         /// The `[tools.NAME.arguments]` fragment as compact JSON text.
         var arguments: String?
 
         enum CodingKeys: String, CodingKey {
-            case scope, rate, strict, arguments
+            case scope, rate, strict, arguments, write
             case timeoutMs = "timeout_ms"
+            case idempotencyFields = "idempotency_fields"
+            case idempotencyTTLMs = "idempotency_ttl_ms"
         }
     }
 

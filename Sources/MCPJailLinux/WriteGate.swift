@@ -1,0 +1,156 @@
+import Foundation
+import Logging
+import MCPJailCore
+
+/// Idempotency for the profile's write tools (`[tools.NAME] write = true`): a retried
+/// write never runs twice, whatever the server does.
+///
+/// Before a write is forwarded its key is recorded as in flight, durably, in the user's
+/// ``IdempotencyStore`` (shared by every `mcpjail run` of the user); its result is stored
+/// before the client sees it. A repeat gets the stored result without reaching the server
+/// (marked `_meta["dev.mcpjail/replayed"]: true`); a repeat while the first runs waits for
+/// it; a key whose call had no result when its relay died, or whose server died or timed
+/// out, is `outcome_unknown` until an operator settles it (`mcpjail idempotency`).
+public final class WriteGate: Sendable {
+    /// What to do with a write call.
+    enum Start {
+        /// First of its key: forward it (its key is now in flight).
+        case execute(IdempotentCall)
+        /// Done before: answer with the stored result.
+        case replay(IdempotentCall, [UInt8])
+        /// The same operation is running: wait for its result (off the client's thread).
+        case wait(IdempotentCall)
+        /// Refused before the server: mismatch, unknown outcome, bad key, store failure.
+        case refuse(IdempotentCall?, Refusal)
+    }
+
+    static let replayedKey = "dev.mcpjail/replayed"
+    static let checkName = "idempotency"
+
+    private let store: any IdempotencyStore
+    private let owner: IdempotencyOwner
+    private let server: String
+    private let logger: Logger
+
+    init(store: any IdempotencyStore, owner: IdempotencyOwner, server: String, logger: Logger) {
+        self.store = store
+        self.owner = owner
+        self.server = server
+        self.logger = logger
+    }
+
+    func start(
+        tool: String, policy: Profile.ToolPolicy, subject: String, arguments: JSONValue?, suppliedKey: JSONValue?
+    ) -> Start {
+        let call: IdempotentCall
+        do {
+            call = try IdempotencyKeys.call(
+                subject: subject, server: server, tool: tool, arguments: arguments,
+                meta: suppliedKey.map { .object(JSONObject([(IdempotencyKeys.metaName, $0)])) },
+                fields: policy.idempotencyFields)
+        } catch {
+            return .refuse(nil, Refusal(error.safeError, decidedBy: Self.checkName))
+        }
+        let decision: IdempotencyDecision
+        do {
+            decision = try store.begin(call, owner: owner, ttl: Self.seconds(policy.idempotencyTTL), now: IdempotencyDefaults.now())
+        } catch {
+            return .refuse(call, storeFailure(error))
+        }
+        return start(call, after: decision)
+    }
+
+    /// Waits (on the calling thread) for the running call with the same key.
+    func wait(for call: IdempotentCall, policy: Profile.ToolPolicy, timeout: Duration) -> Start {
+        let decision: IdempotencyDecision
+        do {
+            decision = try store.waitForCompletion(call, owner: owner, ttl: Self.seconds(policy.idempotencyTTL), timeout: timeout)
+        } catch {
+            return .refuse(call, storeFailure(error))
+        }
+        if decision == .inFlight { return .refuse(call, Refusal(IdempotencyErrors.conflict, decidedBy: Self.checkName)) }
+        return start(call, after: decision)
+    }
+
+    private func start(_ call: IdempotentCall, after decision: IdempotencyDecision) -> Start {
+        switch decision {
+        case .execute: return .execute(call)
+        case .replay(let stored): return .replay(call, stored)
+        case .inFlight: return .wait(call)
+        case .mismatch: return .refuse(call, Refusal(IdempotencyErrors.mismatch, decidedBy: Self.checkName))
+        case .outcomeUnknown:
+            var error = IdempotencyErrors.outcomeUnknown
+            error.message += " (key \(call.key); an operator settles it with `mcpjail idempotency resolve` or `forget`)"
+            return .refuse(call, Refusal(error, decidedBy: Self.checkName))
+        }
+    }
+
+    /// Stores the answer to an executed write before the client gets it: the `result`, or
+    /// for a JSON-RPC error a tool error result saying so (a repeat must not run it again).
+    func finish(_ call: IdempotentCall, response: UnsafeRawBufferPointer) {
+        let stored = Self.storedResult(response)
+        do {
+            if try !store.complete(key: call.key, owner: owner, result: stored, now: IdempotencyDefaults.now()) {
+                logger.warning("the result of write \(call.tool) (key \(call.key)) was not stored: an operator settled the key meanwhile")
+            }
+        } catch {
+            logger.error("could not store the result of write \(call.tool) (key \(call.key)): \(error)")
+        }
+    }
+
+    /// The write's outcome is unknown (timeout, the server died): never run it again.
+    func abandon(_ call: IdempotentCall) {
+        do {
+            _ = try store.markUnknown(key: call.key, owner: owner, now: IdempotencyDefaults.now())
+        } catch {
+            logger.error("could not mark write \(call.tool) (key \(call.key)) as unknown: \(error)")
+        }
+    }
+
+    private func storeFailure(_ error: MCPJailError) -> Refusal {
+        logger.error("idempotency store: \(error)")
+        return Refusal(
+            SafeError(.internal, "the idempotency store is unavailable, so the write was not run", retryable: true),
+            decidedBy: Self.checkName)
+    }
+
+    /// The line replaying a stored result, marked as a replay in the result's `_meta`.
+    static func replayReply(id: RequestID, stored: [UInt8]) -> [UInt8] {
+        var result: JSONValue
+        if case .object(var object)? = try? JSONParser.parse(stored) {
+            var meta = object["_meta"]?.objectValue ?? JSONObject()
+            meta[replayedKey] = .bool(true)
+            object["_meta"] = .object(meta)
+            result = .object(object)
+        } else {
+            result = .object(JSONObject([("_meta", .object(JSONObject([(replayedKey, .bool(true))])))]))
+        }
+        var line = Array(#"{"jsonrpc":"2.0","id":"#.utf8) + Array(id.json.utf8) + Array(#","result":"#.utf8)
+        JSONWriter.append(result, to: &line)
+        line += Array("}\n".utf8)
+        return line
+    }
+
+    static func storedResult(_ response: UnsafeRawBufferPointer) -> [UInt8] {
+        guard let scanned = try? JSONScanner.scan(response) else { return IdempotencyErrors.operatorResolvedResult }
+        if let result = scanned.member("result"), result.kind == .object {
+            return Array(response[result.value.start..<result.value.end])
+        }
+        var message = "the server answered with an error"
+        if let text = scanned.member("message", in: "error").flatMap({ scanned.string($0, in: response) }) {
+            message += ": " + text
+        }
+        let error = SafeError(.serverError, message, retryable: false)
+        let reply = Replies.toolError(id: RequestID(string: ""), error)
+        // The result object of that tool error line.
+        guard let parsed = try? JSONParser.parse(reply.dropLast()), let result = parsed["result"] else {
+            return IdempotencyErrors.operatorResolvedResult
+        }
+        return JSONWriter.bytes(result)
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        let (seconds, attoseconds) = duration.components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}
