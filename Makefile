@@ -37,6 +37,7 @@ demo: build
 
 # direct vs `cat | server | cat` vs `mcpjail run`: launch, latency, throughput, memory.
 bench: release
+	$(SWIFT) build -c release --static-swift-stdlib --product mcpjail-microbench
 	$(PY) bench/bench.py
 
 clean:

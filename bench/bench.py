@@ -130,6 +130,30 @@ def latency(argv, env, payload: str, calls: int) -> tuple[float, float]:
     return samples[len(samples) // 2], samples[min(len(samples) - 1, int(len(samples) * 0.99))]
 
 
+def write_latency(argv, env, calls: int) -> tuple[float, float]:
+    """p50 of a first write (a fresh idempotency key: two durable store writes) and of its
+    replay (the stored result, the server not contacted)."""
+    session = Session(argv, env)
+    session.initialize()
+
+    def timed(payload: str) -> float:
+        data = session.call_bytes(payload)
+        start = time.perf_counter()
+        session.write(data)
+        line = session.readline()
+        elapsed = time.perf_counter() - start
+        check_reply(line, len(payload))
+        return elapsed
+
+    run_id = f"{time.time_ns()}-"
+    for i in range(20):  # warm-up (and the catalog load)
+        timed(f"{run_id}warm{i}")
+    first = [timed(f"{run_id}{i:08d}") for i in range(calls)]
+    replay = [timed(f"{run_id}{i:08d}") for i in range(calls)]
+    session.close()
+    return statistics.median(first), statistics.median(replay)
+
+
 def throughput(argv, env, payload: str, calls: int, in_flight: int = 64) -> float:
     session = Session(argv, env)
     session.initialize()
@@ -282,6 +306,10 @@ def main() -> int:
         # The full relay policy: the tool allow-list and strict schema validation of every call.
         "[tools.echo]\n"
     )
+    # The same server with its tool marked as a write: idempotent at the relay.
+    (tmp / "profiles" / "echo-write.toml").write_text(
+        (tmp / "profiles" / "echo.toml").read_text().replace("[tools.echo]\n", "[tools.echo]\nwrite = true\n")
+    )
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp), "MCPJAIL_STATE_DIR": str(tmp / "state")}
     server = f"{shlex.quote(str(PY))} {shlex.quote(str(ECHO))}"
     ways = {
@@ -314,6 +342,11 @@ def main() -> int:
                 add(f"throughput @64, {label}", way, throughput(argv, env, payload, n_thr[label]))
         print(f"bench: round {r + 1}/{opts.rounds} done ({time.perf_counter() - started:.0f} s)", flush=True)
 
+    write_argv = [str(MCPJAIL), "run", "echo-write", "--profiles", str(tmp / "profiles")]
+    write_rounds = [write_latency(write_argv, env, int(500 * scale)) for _ in range(opts.rounds)]
+    read_p50 = statistics.median(results[("latency p50, 100 B", "mcpjail")])
+    first_p50 = statistics.median(r[0] for r in write_rounds)
+    replay_p50 = statistics.median(r[1] for r in write_rounds)
     rss_idle, rss_in_flight, hwm_before, hwm_after = peak_rss_with_big_message(ways["mcpjail"], env)
     jail_table = jail_startup(ways, env, rounds=opts.rounds)
 
@@ -348,6 +381,19 @@ def main() -> int:
         f"included): {hwm_before:.1f} MiB before, {hwm_after:.1f} MiB after"
     )
     print(jail_table)
+    print(
+        f"\nwrite tools (idempotency, SQLite synchronous=FULL in the state directory), 100 B calls, median of "
+        f"{opts.rounds} rounds:\n"
+        f"| call through mcpjail run | p50 |\n|---|---|\n"
+        f"| read tool (no idempotency), from the table above | {fmt_time(read_p50)} |\n"
+        f"| write tool, first call (key recorded, result stored) | {fmt_time(first_p50)} |\n"
+        f"| write tool, replay (stored result, server not contacted) | {fmt_time(replay_p50)} |\n"
+        f"idempotency adds {fmt_time(first_p50 - read_p50)} to a first write (target < 1 ms); replay {fmt_time(replay_p50)} (target < 200 us)"
+    )
+    microbench = ROOT / ".build" / "release" / "mcpjail-microbench"
+    if microbench.exists():
+        print("\nschema validation (mcpjail-microbench, target < 10 us per typical tool call):")
+        print(subprocess.run([str(microbench)], capture_output=True, text=True, timeout=600).stdout)
     print("latency and launch: lower is better (ratio <= 1.0 means mcpjail costs no more); throughput: higher is better (ratio >= 1.0)")
     cpu = os.cpu_count()
     print(f"machine: {cpu} CPUs, {os.uname().release}; mcpjail: {MCPJAIL.relative_to(ROOT)}; calls per latency run {n_lat}, per throughput run {n_thr}")
