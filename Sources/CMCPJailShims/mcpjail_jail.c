@@ -15,6 +15,10 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/if_addr.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -222,6 +226,160 @@ static int bring_up_loopback(void) {
     return status;
 }
 
+/// Adds `alias` to `lo`: IPv4 by ioctl on a label "lo:N" (address, then a /32 mask),
+/// IPv6 by one RTM_NEWADDR netlink message (/128, no duplicate address detection).
+static int add_loopback_address(const struct mcpjail_egress_socket *alias, int index) {
+    if (alias->family == AF_INET) {
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) return -1;
+        struct ifreq request;
+        memset(&request, 0, sizeof(request));
+        // "lo:" + decimal index
+        char name[IFNAMSIZ] = "lo:";
+        char digits[8];
+        int n = 0, value = index;
+        do {
+            digits[n++] = (char)('0' + value % 10);
+            value /= 10;
+        } while (value > 0 && n < 7);
+        int at = 3;
+        while (n > 0 && at < IFNAMSIZ - 1) name[at++] = digits[--n];
+        name[at] = '\0';
+        memcpy(request.ifr_name, name, (size_t)at + 1);
+        struct sockaddr_in *address = (struct sockaddr_in *)&request.ifr_addr;
+        address->sin_family = AF_INET;
+        memcpy(&address->sin_addr, alias->address, 4);
+        int status = ioctl(fd, SIOCSIFADDR, &request);
+        if (status == 0) {
+            memset(&address->sin_addr, 0xFF, 4);
+            status = ioctl(fd, SIOCSIFNETMASK, &request);
+        }
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return status;
+    }
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0) return -1;
+    struct {
+        struct nlmsghdr header;
+        struct ifaddrmsg message;
+        struct rtattr attribute;
+        unsigned char address[16];
+    } request;
+    memset(&request, 0, sizeof(request));
+    request.header.nlmsg_len = sizeof(request);
+    request.header.nlmsg_type = RTM_NEWADDR;
+    request.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+    request.header.nlmsg_seq = 1;
+    request.message.ifa_family = AF_INET6;
+    request.message.ifa_prefixlen = 128;
+    request.message.ifa_flags = IFA_F_NODAD;
+    request.message.ifa_scope = RT_SCOPE_UNIVERSE;
+    request.message.ifa_index = 1;  // lo is always interface 1 in a new network namespace
+    request.attribute.rta_type = IFA_LOCAL;
+    request.attribute.rta_len = RTA_LENGTH(16);
+    memcpy(request.address, alias->address, 16);
+    int status = -1;
+    if (send(fd, &request, sizeof(request), 0) == (ssize_t)sizeof(request)) {
+        struct {
+            struct nlmsghdr header;
+            struct nlmsgerr error;
+        } reply;
+        ssize_t got = recv(fd, &reply, sizeof(reply), 0);
+        if (got >= (ssize_t)sizeof(reply) && reply.header.nlmsg_type == NLMSG_ERROR) {
+            if (reply.error.error == 0 || reply.error.error == -EEXIST) status = 0;
+            else errno = -reply.error.error;
+        } else if (got >= 0) {
+            errno = EPROTO;
+        }
+    }
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return status;
+}
+
+/// Creates one egress socket (close-on-exec: the server never holds it), bound and, for
+/// TCP, listening. Returns the fd or -1.
+static int open_egress_socket(const struct mcpjail_egress_socket *spec) {
+    int fd = socket(spec->family, spec->type | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    int one = 1;
+    union {
+        struct sockaddr_in v4;
+        struct sockaddr_in6 v6;
+    } address;
+    memset(&address, 0, sizeof(address));
+    socklen_t length;
+    if (spec->family == AF_INET) {
+        address.v4.sin_family = AF_INET;
+        address.v4.sin_port = htons(spec->port);
+        memcpy(&address.v4.sin_addr, spec->address, 4);
+        length = sizeof(address.v4);
+    } else {
+        // IPv6 listeners take IPv6 only: IPv4 has its own.
+        if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) goto fail;
+        address.v6.sin6_family = AF_INET6;
+        address.v6.sin6_port = htons(spec->port);
+        memcpy(&address.v6.sin6_addr, spec->address, 16);
+        length = sizeof(address.v6);
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) goto fail;
+    if (bind(fd, (struct sockaddr *)&address, length) != 0) goto fail;
+    if (spec->type == SOCK_STREAM && listen(fd, 128) != 0) goto fail;
+    return fd;
+fail: {
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+}
+
+/// The jail's half of the egress bridge: addresses for the profile's IP literals on `lo`,
+/// then every socket, sent to mcpjail in one SCM_RIGHTS message and closed here.
+static void set_up_egress(const struct mcpjail_egress_config *egress, int error_fd) {
+    if (egress->channel_fd < 0) return;
+    for (int i = 0; i < egress->alias_count; i++) {
+        if (add_loopback_address(&egress->aliases[i], i + 1) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_EGRESS_ADDRESS);
+    }
+    int fds[MCPJAIL_EGRESS_MAX_SOCKETS];
+    int count = egress->socket_count;
+    if (count > MCPJAIL_EGRESS_MAX_SOCKETS) {
+        errno = E2BIG;
+        mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_EGRESS_SOCKET);
+    }
+    for (int i = 0; i < count; i++) {
+        fds[i] = open_egress_socket(&egress->sockets[i]);
+        if (fds[i] < 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_EGRESS_SOCKET);
+    }
+    char control[CMSG_SPACE(sizeof(int) * MCPJAIL_EGRESS_MAX_SOCKETS)];
+    memset(control, 0, sizeof(control));
+    char byte = 'E';
+    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    struct msghdr message;
+    memset(&message, 0, sizeof(message));
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    if (count > 0) {
+        message.msg_control = control;
+        message.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)count);
+        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)count);
+        memcpy(CMSG_DATA(header), fds, sizeof(int) * (size_t)count);
+    }
+    ssize_t sent;
+    do {
+        sent = sendmsg(egress->channel_fd, &message, MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    if (sent != 1) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_EGRESS_HANDOFF);
+    for (int i = 0; i < count; i++) close(fds[i]);
+    close(egress->channel_fd);
+}
+
 static volatile pid_t init_server_pid = 0;
 
 static void init_forward_signal(int sig) {
@@ -324,6 +482,7 @@ static void jail_child(const struct mcpjail_jail_config *config, int release_fd,
 
     if (sethostname(config->hostname, strlen(config->hostname)) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_HOSTNAME);
     if (bring_up_loopback() != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_LOOPBACK);
+    set_up_egress(&config->egress, error_fd);
     if (setsid() < 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_SETSID);
 
     run_init(config, error_fd);

@@ -12,6 +12,8 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static int signal_pipe_fd = -1;
@@ -81,4 +83,63 @@ long mcpjail_release_startup_pages(void) {
 
 int mcpjail_lower_thread_priority(int nice) {
     return setpriority(PRIO_PROCESS, (id_t)gettid(), nice);
+}
+
+int mcpjail_receive_fds(int channel, int *fds, int max) {
+    char byte;
+    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    size_t space = CMSG_SPACE(sizeof(int) * (size_t)max);
+    char control[CMSG_SPACE(sizeof(int) * 256)];
+    if (max > 256) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct msghdr message;
+    memset(&message, 0, sizeof(message));
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = space;
+    ssize_t got;
+    do {
+        got = recvmsg(channel, &message, MSG_CMSG_CLOEXEC);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) return -1;
+    if (got == 0) {
+        errno = EPIPE;
+        return -1;
+    }
+    int count = 0;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header != NULL; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+        int n = (int)((header->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(header) + sizeof(int) * (size_t)i, sizeof(int));
+            if (count < max) fds[count++] = fd;
+            else close(fd);
+        }
+    }
+    if (message.msg_flags & MSG_CTRUNC) {
+        for (int i = 0; i < count; i++) close(fds[i]);
+        errno = EMSGSIZE;
+        return -1;
+    }
+    return count;
+}
+
+ssize_t mcpjail_splice(int in_fd, int out_fd, size_t length, int more) {
+    return splice(in_fd, NULL, out_fd, NULL, length, SPLICE_F_MOVE | (more ? SPLICE_F_MORE : 0));
+}
+
+int mcpjail_set_pipe_size(int fd, int size) {
+    return fcntl(fd, F_SETPIPE_SZ, size);
+}
+
+int mcpjail_accept_cloexec(int listener) {
+    int fd;
+    do {
+        fd = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    return fd;
 }

@@ -14,7 +14,11 @@ struct Logs: AsyncParsableCommand {
         discussion: """
             Every request that reaches the relay's policy pipeline (at least every tools/call) \
             leaves one record in the audit log: time, server, method, tool, the decision, the \
-            outcome and the latency. The log is $MCPJAIL_STATE_DIR/audit.jsonl, else \
+            outcome and the latency. Every connection a jailed server opens through the \
+            egress proxy is a record too (method egress/connect or egress/http-proxy, the \
+            destination in the TOOL column, bytes each way, its duration), and so is every \
+            name lookup the DNS stub refused (egress/dns); the egress denials are counted at \
+            the end. The log is $MCPJAIL_STATE_DIR/audit.jsonl, else \
             $XDG_STATE_HOME/mcpjail/audit.jsonl (~/.local/state/mcpjail/audit.jsonl), or \
             /var/lib/mcpjail/audit.jsonl for root.
 
@@ -151,10 +155,12 @@ struct Logs: AsyncParsableCommand {
 
         var unreadable = 0
         var shown = 0
+        var egressDenials = 0
         func emit(_ item: AuditReader.Item) {
             switch item {
             case .record(let entry):
                 shown += 1
+                if entry.record.method.hasPrefix("egress/"), entry.record.decision == .deny { egressDenials += 1 }
                 output(json ? entry.text : Self.format(entry.record))
             case .unreadable(let line, _):
                 unreadable += 1
@@ -178,6 +184,9 @@ struct Logs: AsyncParsableCommand {
         if shown == 0 && unreadable == 0 && !json {
             output(name.map { "no records for server '\($0)' in \(path)" } ?? "no records in \(path)")
         }
+        if egressDenials > 0 && !json {
+            output("\(egressDenials) egress denials (connections and lookups [network] egress refused)")
+        }
     }
 
     static let header = row(
@@ -194,7 +203,7 @@ struct Logs: AsyncParsableCommand {
         let micros = Int64((r.time * 1_000_000).rounded())
         return row(
             time: AuditTime.format(micros: micros, fractionDigits: 3), server: printable(r.server, limit: 64),
-            method: printable(r.method, limit: 64), tool: printable(r.tool ?? "-", limit: 64),
+            method: printable(r.method, limit: 64), tool: printable(r.tool ?? r.destination ?? "-", limit: 64),
             decision: decision, outcome: outcome, latency: formatLatency(r.latencyMicros))
     }
 

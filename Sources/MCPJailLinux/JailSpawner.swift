@@ -115,6 +115,16 @@ public struct JailPlan: Sendable, Equatable {
             mounts.append(.file(target: "/etc/passwd", contents: "\(name):x:\(uid):\(gid):\(name):\(home):/bin/sh\n", mode: 0o644))
             mounts.append(.file(target: "/etc/group", contents: "\(isRoot ? "nogroup" : "mcpjail"):x:\(gid):\n", mode: 0o644))
             mounts.append(.file(target: "/etc/hosts", contents: "127.0.0.1 localhost mcpjail\n::1 localhost ip6-localhost ip6-loopback\n", mode: 0o644))
+            if !profile.network.egress.isEmpty {
+                // The resolver is mcpjail's DNS stub (see EgressBridge); /etc/hosts first.
+                mounts.append(.file(target: "/etc/resolv.conf", contents: "nameserver 127.0.0.53\noptions attempts:1 timeout:2\n", mode: 0o644))
+                mounts.append(.file(target: "/etc/nsswitch.conf", contents: "passwd: files\ngroup: files\nhosts: files dns\n", mode: 0o644))
+            }
+        }
+        if !profile.network.egress.isEmpty {
+            for (name, value) in profile.network.policy.proxyEnvironment where environment[name] == nil {
+                environment[name] = value
+            }
         }
         // A minimal /dev and a /proc of the jail's own pid namespace.
         mounts.append(.tmpfs(target: "/dev", size: 64 << 10, mode: 0o755))
@@ -187,6 +197,7 @@ public struct JailSpawner: ServerSpawner {
             return m
         }
         defer { strings.free() }
+        let (egressSockets, egressAliases) = restrictions.egress?.cSockets() ?? ([], [])
 
         var pid: pid_t = -1
         var releaseFD: Int32 = -1
@@ -197,6 +208,8 @@ public struct JailSpawner: ServerSpawner {
                 rlimits.withUnsafeBufferPointer { limits in
                     restrictions.seccompProgram.withUnsafeBytes { filter in
                         mounts.withUnsafeBufferPointer { steps in
+                          egressSockets.withUnsafeBufferPointer { egressSocketList in
+                            egressAliases.withUnsafeBufferPointer { egressAliasList in
                             var config = mcpjail_jail_config()
                             config.process = mcpjail_spawn_config(
                                 path: strings.add(profile.server.command), argv: argvPointers, envp: envPointers,
@@ -212,8 +225,14 @@ public struct JailSpawner: ServerSpawner {
                             config.uid = plan.uid
                             config.gid = plan.gid
                             config.switch_identity = plan.switchIdentity ? 1 : 0
+                            config.egress = mcpjail_egress_config(
+                                channel_fd: restrictions.egress?.jailChannel ?? -1,
+                                sockets: egressSocketList.baseAddress, socket_count: Int32(egressSocketList.count),
+                                aliases: egressAliasList.baseAddress, alias_count: Int32(egressAliasList.count))
                             // The forked child works on a copy of this memory: the pointers stay valid there.
                             return mcpjail_jail_clone(&config, &pid, &releaseFD, &errorFD, &result)
+                            }
+                          }
                         }
                     }
                 }

@@ -23,11 +23,17 @@ public struct ChildRestrictions: Sendable {
     public var rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)]
     /// A compiled seccomp-BPF program, installed last; empty for none.
     public var seccompProgram: [UInt8]
+    /// The egress sockets the jail makes and hands over; nil: no network but loopback.
+    public var egress: EgressBridge?
 
-    public init(cgroupProcsFDs: [Int32] = [], rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)] = [], seccompProgram: [UInt8] = []) {
+    public init(
+        cgroupProcsFDs: [Int32] = [], rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)] = [], seccompProgram: [UInt8] = [],
+        egress: EgressBridge? = nil
+    ) {
         self.cgroupProcsFDs = cgroupProcsFDs
         self.rlimits = rlimits
         self.seccompProgram = seccompProgram
+        self.egress = egress
     }
 }
 
@@ -76,6 +82,9 @@ public struct SpawnFailure: Sendable, Equatable {
         case Int(MCPJAIL_STAGE_HOSTNAME.rawValue): "hostname"
         case Int(MCPJAIL_STAGE_LOOPBACK.rawValue): "loopback"
         case Int(MCPJAIL_STAGE_INIT_FORK.rawValue): "starting the jail's init"
+        case Int(MCPJAIL_STAGE_EGRESS_ADDRESS.rawValue): "adding the egress addresses to the jail's loopback"
+        case Int(MCPJAIL_STAGE_EGRESS_SOCKET.rawValue): "creating the egress sockets"
+        case Int(MCPJAIL_STAGE_EGRESS_HANDOFF.rawValue): "handing the egress sockets to mcpjail"
         default: "stage \(stage)"
         }
     }

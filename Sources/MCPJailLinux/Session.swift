@@ -77,14 +77,34 @@ public final class Session {
         if !stale.isEmpty { logger.notice("removed \(stale.count) cgroups left by sessions that were killed") }
         let cgroup = try SessionCgroup.create(for: profile, session: sessionID, plan: cgroupPlan)
         if let missing = cgroup?.plan.missingDescription { logger.warning("limits not enforced (best-effort): \(missing)") }
-        let restrictions = ChildRestrictions(cgroupProcsFDs: cgroup?.procsFDs ?? [], rlimits: rlimits, seccompProgram: seccomp.program)
+        let bridge: EgressBridge?
+        do {
+            bridge = try EgressBridge.make(policy: profile.network.policy)
+        } catch {
+            cgroup?.killAll()
+            _ = cgroup?.remove()
+            throw error
+        }
+        let restrictions = ChildRestrictions(
+            cgroupProcsFDs: cgroup?.procsFDs ?? [], rlimits: rlimits, seccompProgram: seccomp.program, egress: bridge)
 
         let server: SpawnedServer
-        do {
+        let egressSockets: [(EgressBridge.Socket, Int32)]
+        do throws(MCPJailError) {
             server = try spawner.spawn(
                 serverProfile, stdio: ServerStdio(stdin: stdinPipe.read, stdout: stdoutPipe.write, stderr: stderrPipe.write),
                 restrictions: restrictions)
+            do {
+                egressSockets = try bridge?.receive() ?? []
+            } catch {
+                kill(-server.pid, SIGKILL)
+                kill(server.pid, SIGKILL)
+                var status: Int32 = 0
+                waitpid(server.pid, &status, 0)
+                throw error
+            }
         } catch {
+            bridge?.close()
             cgroup?.killAll()
             _ = cgroup?.remove()
             throw error
@@ -100,6 +120,16 @@ public final class Session {
             redactor: policy.sanitizer.redactor)
         stderrLog.start()
         let audit = AuditWriter(log: auditLog, context: context, logger: logger)
+        var egress: EgressProxy? = nil
+        if let bridge {
+            do {
+                egress = try EgressProxy(bridge: bridge, sockets: egressSockets, settings: profile.network, audit: audit, logger: logger)
+            } catch {
+                logger.error("\(error)")
+                for (_, fd) in egressSockets { FD.close(fd) }
+            }
+            egress?.start()
+        }
         let relay = Relay(
             context: context, policy: policy, writes: writes, audit: audit, events: events,
             logger: logger, clientInput: clientInput, clientOutput: clientOutput,
@@ -127,6 +157,7 @@ public final class Session {
             if !left.isEmpty { logger.error("could not remove cgroups: \(left.joined(separator: ", "))") }
         }
         stderrLog.waitUntilClosed(seconds: 1)
+        egress?.stop()
         let lost = audit.drain()
         if lost > 0 { logger.error("\(lost) audit records could not be written to \(state.auditLog)") }
         return status

@@ -14,6 +14,9 @@ struct ProfileRenderingTests {
         [filesystem]
         read_only = ["/usr", "/etc/ssl"]
         tmpfs = { "/tmp" = "64M", "/run" = 12345 }
+        [network]
+        egress = ["API.example.com:443", "*.cdn.example.com:443", "127.0.0.1:8080", "[::1]:9000"]
+        max_connections = 8
         [limits]
         max_message = "1M"
         [tools.a]
@@ -36,6 +39,8 @@ struct ProfileRenderingTests {
         #expect(again.server == profile.server)
         #expect(again.filesystem == profile.filesystem)
         #expect(again.limits == profile.limits)
+        #expect(again.network == profile.network)
+        #expect(again.network.egress.map(\.description) == ["api.example.com:443", "*.cdn.example.com:443", "127.0.0.1:8080", "[::1]:9000"])
         #expect(again.tools == profile.tools)
         #expect(again.description == profile.description)
     }

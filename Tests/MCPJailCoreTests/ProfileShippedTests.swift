@@ -53,7 +53,7 @@ struct ProfileShippedTests {
             "call_timeout =", "[auth]", "required =", "keys =", "issuer =", "audience =", "clock_skew =", "rate =",
             "[resources]", "[prompts]", "[secrets]", "[audit]", "log_arguments =", "[tools]", "default =", "scope =",
             "timeout =", "strict =", ".arguments]", "write =", "idempotency_fields =", "idempotency_ttl =",
-            "${PROFILE_DIR}",
+            "${PROFILE_DIR}", "[network]", "egress =", "max_connections =", "idle_timeout =",
         ] {
             #expect(text.contains(key), "REFERENCE.toml does not mention \(key)")
         }

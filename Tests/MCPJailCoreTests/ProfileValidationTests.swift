@@ -99,16 +99,16 @@ struct ProfileValidationTests {
         let problems = try sandbox.problems("""
             [server]
             command = "\(command)"
-            [network]
+            [egress]
             allow = ["example.com"]
             [limits]
             memroy = "1G"
             [tools.echo]
             read_only = true
             """)
-        #expect(problems.map(\.keyPath) == ["network", "limits.memroy", "tools.echo.read_only"])
+        #expect(problems.map(\.keyPath) == ["egress", "limits.memroy", "tools.echo.read_only"])
         #expect(problems.map(\.line) == [3, 6, 8])
-        #expect(problems[0].message.contains("known here: description, server, filesystem, limits, seccomp, tools"))
+        #expect(problems[0].message.contains("known here: description, server, filesystem, network, limits, seccomp, tools"))
         #expect(problems[1].message == "unknown key (did you mean 'memory'?)")
         #expect(problems[2].message == "unknown key (known here: scope, rate, timeout, strict, write, idempotency_fields, idempotency_ttl, arguments)")
     }

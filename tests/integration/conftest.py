@@ -29,7 +29,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 MCPJAIL = ROOT / ".build" / "debug" / "mcpjail"
 SWIFT_CLIENT = ROOT / ".build" / "debug" / "mcpjail-swift-client"
-VENV_BIN = ROOT / ".venv" / "bin"
+# Resolved: a worktree may link its .venv to another checkout's (the jail binds the real path,
+# which the venv's scripts name in their #! lines).
+VENV = (ROOT / ".venv").resolve()
+VENV_BIN = VENV / "bin"
 PYTHON = VENV_BIN / "python"
 FIXTURES = ROOT / "tests" / "fixtures"
 DIRECT = os.environ.get("MCPJAIL_TEST_DIRECT") == "1"
@@ -98,7 +101,7 @@ class Jail:
         ]
         if max_message is not None:
             lines += ["[limits]", f"max_message = {toml_string(max_message)}"]
-        ro = read_only if read_only is not None else ["/usr", str(ROOT / ".venv"), str(FIXTURES), str(ROOT / "tests" / "probes")]
+        ro = read_only if read_only is not None else ["/usr", str(VENV), str(FIXTURES), str(ROOT / "tests" / "probes")]
         rw = read_write if read_write is not None else [str(self.root)]
         lines += ["[filesystem]", f"read_only = {toml_array(ro)}", f"read_write = {toml_array(rw)}"]
         # The relay's policy tables ([tools], [auth], ...), as TOML text. The default opens

@@ -73,7 +73,7 @@ def run_jailed(root: Path, config: dict, user: str) -> dict:
         f"command = {json.dumps(str(VENV_BIN / 'python'))}\n"
         f"args = [{json.dumps(str(PROBE))}, {json.dumps(args)}]\n"
         "[filesystem]\n"
-        f"read_only = [\"/usr\", {json.dumps(str(ROOT / '.venv'))}, {json.dumps(str(PROBE.parent))}]\n"
+        f"read_only = [\"/usr\", {json.dumps(str((ROOT / '.venv').resolve()))}, {json.dumps(str(PROBE.parent))}]\n"
         'tmpfs = { "/tmp" = "8M" }\n'
         "[limits]\n"
         'enforce = "best-effort"\n'  # an ordinary user may have no cgroup to enforce memory and pids with

@@ -19,6 +19,34 @@ enum mcpjail_jail_stage {
     MCPJAIL_STAGE_HOSTNAME = 28,
     MCPJAIL_STAGE_LOOPBACK = 29,
     MCPJAIL_STAGE_INIT_FORK = 30,
+    MCPJAIL_STAGE_EGRESS_ADDRESS = 31,
+    MCPJAIL_STAGE_EGRESS_SOCKET = 32,
+    MCPJAIL_STAGE_EGRESS_HANDOFF = 33,
+};
+
+/// At most this many egress sockets (one SCM_RIGHTS message holds up to 253 fds).
+#define MCPJAIL_EGRESS_MAX_SOCKETS 240
+
+/// A socket the jail's first process creates inside the new network namespace, before the
+/// server exists, and hands to mcpjail (the egress proxy's ends inside the jail).
+struct mcpjail_egress_socket {
+    int family;               ///< AF_INET or AF_INET6
+    int type;                 ///< SOCK_STREAM (listens) or SOCK_DGRAM
+    unsigned char address[16];  ///< network order: 4 bytes for AF_INET, 16 for AF_INET6
+    unsigned short port;      ///< host order
+};
+
+/// The jail's half of the egress bridge (see Sources/MCPJailLinux/Egress). With
+/// `channel_fd` < 0 the jail has its loopback only.
+struct mcpjail_egress_config {
+    /// A unix socket to mcpjail: the sockets below are sent over it with SCM_RIGHTS, in order.
+    int channel_fd;
+    const struct mcpjail_egress_socket *sockets;
+    int socket_count;
+    /// Addresses added to `lo` (as /32 and /128) so that connections to a profile's IP
+    /// literals are local to the jail and land on the listeners: `family` and `address` used.
+    const struct mcpjail_egress_socket *aliases;
+    int alias_count;
 };
 
 /// What one step of building the jail's file system does.
@@ -66,6 +94,7 @@ struct mcpjail_jail_config {
     gid_t gid;
     /// As root: the child switches to uid/gid (mapped) before touching the file system.
     int switch_identity;
+    struct mcpjail_egress_config egress;
 };
 
 /// Clones the jail's first process, which waits until `mcpjail_jail_release` so the parent

@@ -6,6 +6,7 @@
 // Each is named for the call it wraps.
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /// Installs an async-signal-safe handler for each signal in `signals` that writes the
 /// signal number as one byte to `write_fd` (a non-blocking self-pipe). Returns 0 or -1/errno.
@@ -35,5 +36,20 @@ int mcpjail_lower_thread_priority(int nice);
 /// Writable segments are never touched (DONTNEED would discard their contents).
 /// Returns the number of bytes advised.
 long mcpjail_release_startup_pages(void);
+
+/// recvmsg of one SCM_RIGHTS message (fds close-on-exec) on `channel`: stores up to
+/// `max` (at most 256) fds in `fds`; returns their number, or -1/errno (EPIPE at EOF,
+/// EMSGSIZE when the message held more).
+int mcpjail_receive_fds(int channel, int *fds, int max);
+
+/// splice(in, NULL, out, NULL, length, SPLICE_F_MOVE [| SPLICE_F_MORE]): a GNU extension
+/// Swift's Glibc module hides. One of the fds must be a pipe.
+ssize_t mcpjail_splice(int in_fd, int out_fd, size_t length, int more);
+
+/// fcntl(F_SETPIPE_SZ): a pipe's capacity in bytes (rounded up by the kernel).
+int mcpjail_set_pipe_size(int fd, int size);
+
+/// accept4(listener, NULL, NULL, SOCK_CLOEXEC), retried on EINTR (accept4 is a GNU extension).
+int mcpjail_accept_cloexec(int listener);
 
 #endif

@@ -124,6 +124,8 @@ extension AuditRecord {
         if let arguments { w.field("arguments", arguments) }
         w.optionalField("idempotency_key", idempotencyKey)
         w.optionalField("idempotency", idempotency)
+        w.optionalField("destination", destination)
+        w.optionalField("address", peerAddress)
         return Array(w.finish().dropFirst())
     }
 
@@ -171,6 +173,8 @@ extension AuditRecord {
             subject: try optionalString("subject"),
             actors: o["act"]?.arrayValue?.compactMap(\.stringValue), arguments: o["arguments"],
             idempotencyKey: try optionalString("idempotency_key"), idempotency: try optionalString("idempotency"))
+        destination = try optionalString("destination")
+        peerAddress = try optionalString("address")
     }
 
     private static func bad(_ why: String) -> MCPJailError {

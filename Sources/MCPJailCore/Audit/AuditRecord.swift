@@ -43,6 +43,13 @@ public struct AuditRecord: Sendable, Equatable {
     /// call), `replayed` (stored result returned, server not contacted), or the refusal.
     public var idempotencyKey: String?
     public var idempotency: String?
+    /// Egress records (`egress/connect`, `egress/http-proxy`, `egress/dns`): where the
+    /// jailed server tried to go, as it asked (`name:port`, `1.2.3.4:port`, or a name for DNS).
+    /// For them `bytes_in` counts bytes from the jail out, `bytes_out` bytes back in, and
+    /// `latency_us` the connection's whole duration.
+    public var destination: String?
+    /// Egress records: the address mcpjail connected to (or refused to) for `destination`.
+    public var peerAddress: String?
 
     public enum Decision: String, Sendable, Equatable {
         case allow, deny
@@ -57,6 +64,8 @@ public struct AuditRecord: Sendable, Equatable {
         case protocolError = "protocol_error"
         /// No response: the session ended first (server death, client EOF).
         case noResponse = "no_response"
+        /// Egress: the connection or lookup was refused or could not be made.
+        case refused
     }
 
     public init(

@@ -14,6 +14,8 @@ public struct Profile: Sendable, Equatable {
     public var description: String
     public var server: Server
     public var filesystem: Filesystem
+    /// `[network]`: the egress allow-list (default: no network but the jail's own loopback).
+    public var network: Network
     public var limits: Limits
     /// `[seccomp]`: adjustments to the default syscall filter (containment issue).
     public var seccomp: Seccomp
@@ -33,7 +35,7 @@ public struct Profile: Sendable, Equatable {
 
     public init(
         name: String, path: String, digest: String, description: String = "",
-        server: Server, filesystem: Filesystem = Filesystem(), limits: Limits = Limits(),
+        server: Server, filesystem: Filesystem = Filesystem(), network: Network = Network(), limits: Limits = Limits(),
         seccomp: Seccomp = Seccomp(), tools: [String: ToolPolicy] = [:], toolDefault: ToolDefault = .deny,
         auth: Auth = Auth(), resources: Exposure = Exposure(), prompts: Exposure = Exposure(),
         secrets: [Secret] = [], audit: AuditSettings = AuditSettings()
@@ -44,6 +46,7 @@ public struct Profile: Sendable, Equatable {
         self.description = description
         self.server = server
         self.filesystem = filesystem
+        self.network = network
         self.limits = limits
         self.seccomp = seccomp
         self.tools = tools
@@ -92,6 +95,33 @@ public struct Profile: Sendable, Equatable {
             self.readWrite = readWrite
             self.tmpfs = tmpfs
         }
+    }
+
+    /// `[network]`: where the server may connect. Everything goes through mcpjail's egress
+    /// proxy on the host, which checks each connection against `egress`; nothing else
+    /// gets out.
+    public struct Network: Sendable, Equatable {
+        /// Allowed destinations. Default [] (no network).
+        public var egress: [EgressRule]
+        /// Connections open at once through the proxy; more are refused. Default 64.
+        public var maxConnections: Int
+        /// A connection with no byte either way for this long is closed. Default 5 minutes.
+        public var idleTimeout: Duration
+
+        public static let defaultMaxConnections = 64
+        public static let maxMaxConnections = 4096
+        public static let defaultIdleTimeout = Duration.seconds(300)
+
+        public init(
+            egress: [EgressRule] = [], maxConnections: Int = Network.defaultMaxConnections,
+            idleTimeout: Duration = Network.defaultIdleTimeout
+        ) {
+            self.egress = egress
+            self.maxConnections = maxConnections
+            self.idleTimeout = idleTimeout
+        }
+
+        public var policy: EgressPolicy { EgressPolicy(rules: egress) }
     }
 
     /// `[limits]`: resource caps. `nil` means unlimited (never the default for memory, pids,

@@ -122,6 +122,7 @@ final class ProfileValidator {
             report(KeyPath(keys: ["server"]), "missing table [server]: it names the command to run")
         }
         let filesystem = top.takeTable("filesystem", validator: self).map(filesystem) ?? Profile.Filesystem()
+        let network = top.takeTable("network", validator: self).map(network) ?? Profile.Network()
         let limits = top.takeTable("limits", validator: self).map(limits) ?? Profile.Limits()
         let seccomp = top.takeTable("seccomp", validator: self).map(seccomp) ?? Profile.Seccomp()
         let (tools, toolDefault) = top.takeTable("tools", validator: self).map(self.tools) ?? ([:], .deny)
@@ -137,7 +138,7 @@ final class ProfileValidator {
         }
         return Profile(
             name: "", path: file, digest: "", description: description, server: server,
-            filesystem: filesystem, limits: limits, seccomp: seccomp, tools: tools, toolDefault: toolDefault,
+            filesystem: filesystem, network: network, limits: limits, seccomp: seccomp, tools: tools, toolDefault: toolDefault,
             auth: auth, resources: resources, prompts: prompts, secrets: secrets, audit: audit)
     }
 
@@ -199,6 +200,52 @@ final class ProfileValidator {
         }
         table.finish(self)
         return Profile.Filesystem(readOnly: readOnly, readWrite: readWrite, tmpfs: tmpfs)
+    }
+
+    /// `[network]`: `egress` entries (``EgressRule``), `max_connections`, `idle_timeout`.
+    func network(_ table: TableReader) -> Profile.Network {
+        typealias N = Profile.Network
+        var table = table
+        var network = N()
+        let egressPath = table.path.appending("egress")
+        if let node = table.take("egress") {
+            if case .array(let elements) = node {
+                var seen: [EgressRule] = []
+                for (index, element) in elements.enumerated() {
+                    let elementPath = egressPath.appending(index: index)
+                    guard let text = string(element, at: elementPath) else { continue }
+                    switch EgressRule.parse(text) {
+                    case .success(let rule):
+                        if seen.contains(rule) {
+                            report(elementPath, "'\(rule)' is listed twice")
+                        } else {
+                            seen.append(rule)
+                        }
+                    case .failure(let problem):
+                        report(elementPath, problem.message)
+                    }
+                }
+                network.egress = seen
+            } else {
+                report(egressPath, "expected an array of destinations like [\"api.github.com:443\"], found \(node.typeName)")
+            }
+        }
+        let maxPath = table.path.appending("max_connections")
+        if let node = table.take("max_connections"),
+            let value = count(node, at: maxPath, min: 1, max: N.maxMaxConnections, unlimitedAllowed: false)
+        {
+            network.maxConnections = value
+        }
+        let idlePath = table.path.appending("idle_timeout")
+        if let node = table.take("idle_timeout"), let value = duration(node, at: idlePath, max: .seconds(24 * 3600)) {
+            if value < .seconds(1) {
+                report(idlePath, "'\(DurationSyntax.format(value))' is too short (at least 1s)")
+            } else {
+                network.idleTimeout = value
+            }
+        }
+        table.finish(self)
+        return network
     }
 
     func limits(_ table: TableReader) -> Profile.Limits {

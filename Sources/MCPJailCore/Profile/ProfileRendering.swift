@@ -24,6 +24,15 @@ extension Profile {
         lines.append("read_write = \(Self.multilineArray(filesystem.readWrite))")
         lines.append("tmpfs = \(Self.inlineTable(filesystem.tmpfs.sorted { $0.key < $1.key }.map { ($0.key, TOMLText.string(SizeSyntax.format($0.value))) }))")
         lines.append("")
+        lines.append("[network]  # egress proxy on the host; nothing else gets out")
+        if network.egress.isEmpty {
+            lines.append("egress = []  # no network: the jail's own loopback only")
+        } else {
+            lines.append("egress = \(Self.multilineArray(network.egress.map(\.description)))")
+        }
+        lines.append("max_connections = \(network.maxConnections)")
+        lines.append("idle_timeout = \(TOMLText.string(DurationSyntax.format(network.idleTimeout)))")
+        lines.append("")
         lines.append("[limits]")
         lines.append("max_message = \(TOMLText.string(SizeSyntax.format(limits.maxMessageBytes)))  # \(limits.maxMessageBytes) bytes")
         lines.append("memory = \(Self.sizeOrUnlimited(limits.memoryBytes))  # \(LimitMechanism.memory.rawValue)")
@@ -104,6 +113,9 @@ extension Profile {
                 command: server.command, args: server.args, env: server.env, workdir: server.workdir,
                 stopTimeoutMs: DurationSyntax.milliseconds(server.stopTimeout)),
             filesystem: .init(readOnly: filesystem.readOnly, readWrite: filesystem.readWrite, tmpfs: filesystem.tmpfs),
+            network: .init(
+                egress: network.egress.map(\.description), maxConnections: network.maxConnections,
+                idleTimeoutMs: DurationSyntax.milliseconds(network.idleTimeout)),
             limits: .init(
                 maxMessageBytes: limits.maxMessageBytes, memoryBytes: limits.memoryBytes, pids: limits.pids,
                 cpuCores: limits.cpuCores, openFiles: limits.openFiles, fileSizeBytes: limits.fileSizeBytes,
@@ -228,6 +240,18 @@ private struct EffectivePolicy: Encodable {
         }
     }
 
+    struct Network: Encodable {
+        var egress: [String]
+        var maxConnections: Int
+        var idleTimeoutMs: Int64
+
+        enum CodingKeys: String, CodingKey {
+            case egress
+            case maxConnections = "max_connections"
+            case idleTimeoutMs = "idle_timeout_ms"
+        }
+    }
+
     struct Seccomp: Encodable {
         var allow: [String]
         var deny: [String]
@@ -272,6 +296,7 @@ private struct EffectivePolicy: Encodable {
     var description: String
     var server: Server
     var filesystem: Filesystem
+    var network: Network
     var limits: Limits
     var seccomp: Seccomp
     var tools: [String: Tool]
@@ -285,7 +310,7 @@ private struct EffectivePolicy: Encodable {
     var callTimeoutMs: Int64
 
     enum CodingKeys: String, CodingKey {
-        case name, path, digest, description, server, filesystem, limits, seccomp, tools, auth, resources, prompts, secrets
+        case name, path, digest, description, server, filesystem, network, limits, seccomp, tools, auth, resources, prompts, secrets
         case toolDefault = "tool_default"
         case logArguments = "log_arguments"
         case callTimeoutMs = "call_timeout_ms"

@@ -1,0 +1,287 @@
+"""Egress allow-lists: `[network] egress` through mcpjail's host-side proxy.
+
+Everything the tests reach is on this machine: HTTP servers on 127.0.0.1 and in a network
+namespace the tests create (a veth pair with 198.51.100.0/24 and 10.231.77.0/24, the
+namespace's own addresses). Names are given to those addresses by running `mcpjail run`
+in a private mount namespace with its own /etc/hosts; the proxy resolves names on the host
+side, so that file is what it sees. The jailed probe (tests/probes/egress_probe.py) shows
+what gets out; run unjailed, the same probe reaches what the jail stops.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+from conftest import PYTHON, ROOT, VENV_BIN, Jail, toml_array
+
+PROBE = ROOT / "tests" / "probes" / "egress_probe.py"
+NETNS = f"mcpjail-eg-{os.getpid()}"
+VETH_HOST = f"mjeg{os.getpid() % 100000}h"
+VETH_NS = f"mjeg{os.getpid() % 100000}n"
+PUBLIC = "198.51.100.2"  # the namespace's address that is not "internal" (TEST-NET-2)
+PRIVATE = "10.231.77.2"  # the namespace's RFC 1918 address
+SVC_PORT = 8081
+OTHER_PORT = 8082
+
+
+def sh(*argv: str) -> None:
+    subprocess.run(argv, check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def netns(tmp_path_factory):
+    """A network namespace with HTTP servers on PUBLIC and PRIVATE, ports 8081 and 8082.
+    Missing `ip netns` or root is a failure, not a skip: CI must run these tests."""
+    assert os.geteuid() == 0, "the egress tests create network namespaces: run them as root"
+    assert shutil.which("ip"), "iproute2 (ip) is needed: make deps"
+    assert shutil.which("curl"), "curl is needed: make deps"
+    www = tmp_path_factory.mktemp("www")
+    (www / "index.html").write_text("svc-ok\n")
+    sh("ip", "netns", "add", NETNS)
+    servers = []
+    try:
+        sh("ip", "link", "add", VETH_HOST, "type", "veth", "peer", "name", VETH_NS)
+        sh("ip", "link", "set", VETH_NS, "netns", NETNS)
+        sh("ip", "addr", "add", "198.51.100.1/24", "dev", VETH_HOST)
+        sh("ip", "addr", "add", "10.231.77.1/24", "dev", VETH_HOST)
+        sh("ip", "link", "set", VETH_HOST, "up")
+        for cmd in (["addr", "add", f"{PUBLIC}/24", "dev", VETH_NS], ["addr", "add", f"{PRIVATE}/24", "dev", VETH_NS],
+                    ["link", "set", VETH_NS, "up"], ["link", "set", "lo", "up"]):
+            sh("ip", "-n", NETNS, *cmd)
+        for port in (SVC_PORT, OTHER_PORT):
+            servers.append(subprocess.Popen(
+                ["ip", "netns", "exec", NETNS, str(PYTHON), "-m", "http.server", str(port), "--bind", "0.0.0.0",
+                 "--directory", str(www)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((PUBLIC, SVC_PORT), timeout=1).close()
+                socket.create_connection((PUBLIC, OTHER_PORT), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the namespace's HTTP servers did not start")
+        yield
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait()
+        subprocess.run(["ip", "netns", "del", NETNS], capture_output=True)
+        subprocess.run(["ip", "link", "del", VETH_HOST], capture_output=True)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802
+        body = b"local-ok\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def local_http():
+    """An HTTP server on this machine's 127.0.0.1 (the host's loopback, not the jail's)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def hosts_file(root: Path) -> Path:
+    path = root / "hosts"
+    path.write_text(
+        "127.0.0.1 localhost\n"
+        f"{PUBLIC} svc.test www.svc.test\n"
+        f"{PRIVATE} private.test\n"
+        "127.0.0.1 loop.test\n")
+    return path
+
+
+def with_hosts(root: Path, argv: list[str]) -> list[str]:
+    """argv in a private mount namespace whose /etc/hosts is the test's."""
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"',
+            str(hosts_file(root)), *argv]
+
+
+def network_table(egress: list[str], extra: str = "") -> str:
+    return f'[tools]\ndefault = "allow"\n[network]\negress = {toml_array(egress)}\n{extra}'
+
+
+def run_probe(jail: Jail, attempts: list[dict], egress: list[str] | None, extra: str = "", jailed: bool = True) -> dict:
+    name = f"probe{len(list(jail.root.glob('attempts-*')))}"
+    attempts_path = jail.root / f"attempts-{name}.json"
+    results_path = jail.root / f"results-{name}.json"
+    attempts_path.write_text(json.dumps(attempts))
+    os.chmod(attempts_path, 0o644)
+    argv = [str(PYTHON), str(PROBE), str(attempts_path), str(results_path)]
+    if jailed:
+        jail.write_profile(name, PYTHON, argv[1:], stop_timeout="60s", policy=network_table(egress or [], extra))
+        argv = jail.command(name)
+    done = subprocess.run(with_hosts(jail.root, argv), env=jail.env(), input=b"", capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode(errors="replace") + (jail.stderr_log(name) if jailed else "")
+    return json.loads(results_path.read_text())
+
+
+def egress_records(jail: Jail) -> list[dict]:
+    return [r for r in jail.audit() if r["method"].startswith("egress/")]
+
+
+def record_for(jail: Jail, destination: str, method: str = "egress/connect") -> dict:
+    found = [r for r in egress_records(jail) if r.get("destination") == destination and r["method"] == method]
+    assert found, f"no {method} record for {destination}: {egress_records(jail)}"
+    return found[-1]
+
+
+def test_allowed_destinations_get_out_and_nothing_else(jail: Jail, netns, local_http):
+    local = local_http
+    attempts = [
+        {"id": "allowed_name", "kind": "tcp", "host": "svc.test", "port": SVC_PORT},
+        {"id": "allowed_wildcard", "kind": "tcp", "host": "www.svc.test", "port": SVC_PORT},
+        {"id": "allowed_literal", "kind": "tcp", "host": "127.0.0.1", "port": local},
+        {"id": "same_host_listed_port_of_another", "kind": "tcp", "host": "svc.test", "port": local},
+        {"id": "same_host_unlisted_port", "kind": "tcp", "host": "svc.test", "port": OTHER_PORT},
+        {"id": "other_name", "kind": "tcp", "host": "other.test", "port": SVC_PORT},
+        {"id": "raw_ip_unlisted", "kind": "tcp", "host": "127.0.0.2", "port": local},
+        {"id": "private_resolution", "kind": "tcp", "host": "private.test", "port": SVC_PORT},
+        {"id": "loopback_resolution", "kind": "tcp", "host": "loop.test", "port": SVC_PORT},
+        {"id": "bypass_public", "kind": "tcp", "host": PUBLIC, "port": SVC_PORT},
+        {"id": "bypass_private", "kind": "tcp", "host": PRIVATE, "port": SVC_PORT},
+        {"id": "udp_out", "kind": "udp", "host": PUBLIC, "port": 53},
+        {"id": "udp_pool", "kind": "udp", "host": "svc.test", "port": SVC_PORT},
+        {"id": "ipv6_unlisted", "kind": "tcp", "host": "::1", "port": local},
+        {"id": "dns_other", "kind": "dns", "host": "other.test"},
+    ]
+    egress = [f"svc.test:{SVC_PORT}", f"*.svc.test:{SVC_PORT}", f"127.0.0.1:{local}", f"private.test:{SVC_PORT}",
+              f"loop.test:{SVC_PORT}"]
+    jailed = run_probe(jail, attempts, egress)
+
+    for ok in ("allowed_name", "allowed_wildcard", "allowed_literal"):
+        assert jailed[ok]["ok"], (ok, jailed[ok])
+    assert "svc-ok" in jailed["allowed_name"]["body"] and "local-ok" in jailed["allowed_literal"]["body"]
+    refused = {k: v for k, v in jailed.items() if k not in ("allowed_name", "allowed_wildcard", "allowed_literal")}
+    for key, result in refused.items():
+        assert not result["ok"], (key, result)
+        assert result["seconds"] < 5, f"{key} hung: {result}"  # refused at once, never a hang
+    assert jailed["same_host_unlisted_port"]["errno"] == "ECONNREFUSED"
+    assert jailed["same_host_listed_port_of_another"]["errno"] == "ECONNRESET"
+    assert jailed["other_name"]["errno"] == "EAI_NONAME" and jailed["dns_other"]["errno"] == "EAI_NONAME"
+    assert jailed["raw_ip_unlisted"]["errno"] == "ECONNRESET"
+    assert jailed["private_resolution"]["errno"] == "ECONNRESET"
+    assert jailed["loopback_resolution"]["errno"] == "ECONNRESET"
+    assert jailed["bypass_public"]["errno"] == "ENETUNREACH" and jailed["bypass_private"]["errno"] == "ENETUNREACH"
+    assert jailed["udp_out"]["errno"] == "ENETUNREACH" and jailed["udp_pool"]["errno"] == "ECONNREFUSED"
+    assert jailed["ipv6_unlisted"]["errno"] == "ECONNRESET"
+
+    # The audit log has a record for each connection that reached the proxy.
+    allowed = record_for(jail, f"svc.test:{SVC_PORT}")
+    assert allowed["decision"] == "allow" and allowed["outcome"] == "ok" and allowed["address"] == PUBLIC
+    assert allowed["bytes_in"] > 0 and allowed["bytes_out"] > 0
+    assert record_for(jail, f"www.svc.test:{SVC_PORT}")["decision"] == "allow"
+    assert record_for(jail, f"127.0.0.1:{local}")["outcome"] == "ok"
+    for destination, why in ((f"svc.test:{local}", "not_allowed"), (f"127.0.0.2:{local}", "not_allowed"),
+                             (f"private.test:{SVC_PORT}", "internal_address"), (f"loop.test:{SVC_PORT}", "internal_address"),
+                             (f"[::1]:{local}", "not_allowed")):
+        record = record_for(jail, destination)
+        assert record["decision"] == "deny" and record["error_type"] == why, record
+    assert record_for(jail, "other.test", method="egress/dns")["decision"] == "deny"
+    assert jail.verify().returncode == 0
+
+    # `mcpjail logs` counts the denials.
+    logs = jail.mcpjail("logs")
+    assert logs.returncode == 0, logs.stderr
+    assert "egress denials" in logs.stdout and "private.test" in logs.stdout, logs.stdout
+
+    # Unjailed, the same probe gets through where the jail stopped it: the probe detects a breach.
+    free = run_probe(jail, attempts, None, jailed=False)
+    for key in ("bypass_public", "bypass_private", "same_host_unlisted_port", "private_resolution"):
+        assert free[key]["ok"], (key, free[key])
+
+
+def test_a_program_ignoring_http_proxy_reaches_only_allowed_destinations(jail: Jail, netns):
+    attempts = [
+        {"id": "curl_allowed", "kind": "curl", "url": f"http://svc.test:{SVC_PORT}/", "args": ["--noproxy", "*"]},
+        {"id": "curl_other", "kind": "curl", "url": f"http://other.test:{SVC_PORT}/", "args": ["--noproxy", "*"]},
+        {"id": "curl_bypass", "kind": "curl", "url": f"http://{PUBLIC}:{SVC_PORT}/", "args": ["--noproxy", "*"]},
+        {"id": "curl_proxy_allowed", "kind": "curl", "url": f"http://svc.test:{SVC_PORT}/"},
+        {"id": "curl_proxy_denied", "kind": "curl", "url": f"http://other.test:{SVC_PORT}/", "args": ["-f"]},
+        {"id": "curl_proxy_port", "kind": "curl", "url": f"http://svc.test:{OTHER_PORT}/", "args": ["-f"]},
+    ]
+    results = run_probe(jail, attempts, [f"svc.test:{SVC_PORT}"])
+    assert results["curl_allowed"]["ok"] and "svc-ok" in results["curl_allowed"]["body"], results["curl_allowed"]
+    assert results["curl_other"]["errno"] == "curl:6", results["curl_other"]  # could not resolve
+    assert results["curl_bypass"]["errno"] == "curl:7", results["curl_bypass"]  # could not connect
+    assert results["curl_proxy_allowed"]["ok"] and "svc-ok" in results["curl_proxy_allowed"]["body"], results
+    assert results["curl_proxy_denied"]["errno"] == "curl:22" and "403" in results["curl_proxy_denied"]["error"], results
+    assert results["curl_proxy_port"]["errno"] == "curl:22", results
+    assert record_for(jail, f"other.test:{SVC_PORT}", method="egress/http-proxy")["decision"] == "deny"
+    assert record_for(jail, f"svc.test:{SVC_PORT}", method="egress/http-proxy")["outcome"] == "ok"
+
+
+def test_connection_limits_and_idle_timeout(jail: Jail, netns):
+    attempts = [
+        {"id": "idle", "kind": "idle", "host": "svc.test", "port": SVC_PORT, "sleep": 3.5},
+        {"id": "many", "kind": "many", "host": "svc.test", "port": SVC_PORT, "count": 4},
+    ]
+    results = run_probe(jail, attempts, [f"svc.test:{SVC_PORT}"], extra='max_connections = 2\nidle_timeout = "1s"\n')
+    assert not results["idle"]["ok"], results["idle"]
+    assert results["many"].get("body") == 2, results["many"]
+    records = egress_records(jail)
+    assert any(r.get("error_type") == "idle_timeout" for r in records), records
+    assert sum(1 for r in records if r.get("error_type") == "max_connections") == 2, records
+
+
+def test_no_network_table_means_no_network(jail: Jail, netns, local_http):
+    attempts = [
+        {"id": "loopback", "kind": "tcp", "host": "127.0.0.1", "port": local_http},
+        {"id": "name", "kind": "dns", "host": "svc.test"},
+        {"id": "public", "kind": "tcp", "host": PUBLIC, "port": SVC_PORT},
+    ]
+    results = run_probe(jail, attempts, [])
+    assert results["loopback"]["errno"] == "ECONNREFUSED"
+    assert not results["name"]["ok"]
+    assert results["public"]["errno"] == "ENETUNREACH"
+    assert egress_records(jail) == []
+
+
+def test_mcp_server_fetch_fetches_allowed_pages_only(jail: Jail, netns):
+    """The real mcp-server-fetch, jailed, through the Python SDK client."""
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    jail.write_profile("fetch", VENV_BIN / "mcp-server-fetch", ["--ignore-robots-txt", "--allow-private-ips"],
+                       policy=network_table([f"svc.test:{SVC_PORT}"]))
+    cmd = with_hosts(jail.root, jail.command("fetch"))
+
+    async def session() -> tuple:
+        params = StdioServerParameters(command=cmd[0], args=cmd[1:], env=jail.env())
+        with open(jail.root / "fetch.client-stderr", "w") as errlog:
+            async with stdio_client(params, errlog=errlog) as (read, write):
+                async with ClientSession(read, write) as client:
+                    with anyio.fail_after(60):
+                        await client.initialize()
+                        allowed = await client.call_tool("fetch", {"url": f"http://svc.test:{SVC_PORT}/", "raw": True})
+                        denied = await client.call_tool("fetch", {"url": f"http://other.test:{SVC_PORT}/", "raw": True})
+                        return allowed, denied
+
+    allowed, denied = anyio.run(session)
+    assert not allowed.is_error, allowed
+    assert "svc-ok" in allowed.content[0].text
+    assert denied.is_error, denied
+    assert record_for(jail, f"other.test:{SVC_PORT}", method="egress/http-proxy")["decision"] == "deny"
