@@ -7,7 +7,8 @@
 
 and measured for: launch-to-initialize time, per-call latency p50/p99 at 1 in flight,
 throughput at 64 in flight, with 100 B and 64 KiB payloads; then mcpjail's resident memory (VmRSS, and VmHWM)
-with an 8 MiB message in flight. Every figure is the median over ROUNDS rounds, the three
+with an 8 MiB message in flight; then the egress proxy (bench/egress_bench.py): connect time
+and bulk throughput to 127.0.0.1, direct vs jailed through the proxy. Every figure is the median over ROUNDS rounds, the three
 ways interleaved within each round so that machine noise hits them alike.
 
     .venv/bin/python bench/bench.py [--rounds N] [--quick]
@@ -390,6 +391,10 @@ def main() -> int:
         f"| write tool, replay (stored result, server not contacted) | {fmt_time(replay_p50)} |\n"
         f"idempotency adds {fmt_time(first_p50 - read_p50)} to a first write (target < 1 ms); replay {fmt_time(replay_p50)} (target < 200 us)"
     )
+    sys.path.insert(0, str(ROOT / "bench"))
+    import egress_bench  # noqa: E402 - beside this file
+
+    print(egress_bench.measure(quick=opts.quick, rounds=max(3, opts.rounds)))
     microbench = ROOT / ".build" / "release" / "mcpjail-microbench"
     if microbench.exists():
         print("\nschema validation (mcpjail-microbench, target < 10 us per typical tool call):")

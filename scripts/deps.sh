@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(libseccomp-dev libcap-dev libsqlite3-dev python3-venv bubblewrap iproute2 util-linux procps git)
+apt_packages=(libseccomp-dev libcap-dev libsqlite3-dev python3-venv bubblewrap iproute2 util-linux procps git curl)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

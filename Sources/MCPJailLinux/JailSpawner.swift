@@ -109,6 +109,14 @@ public struct JailPlan: Sendable, Equatable {
         if !covered(profile.server.workdir), profile.server.workdir != "/" {
             mounts.append(.directory(target: profile.server.workdir, mode: 0o755))
         }
+        let namesEgress = profile.network.egress.contains { if case .address = $0.host { false } else { true } }
+        if namesEgress && (covered("/etc") || covered("/etc/resolv.conf")) {
+            // The host's resolver configuration would bypass the DNS stub: names would not resolve.
+            throw MCPJailError(
+                .invalidProfile,
+                "profile \(profile.path): [network] egress names hosts, so the jail's /etc/resolv.conf must be mcpjail's; do not bind /etc or /etc/resolv.conf",
+                hint: "bind the parts of /etc the server needs (/etc/ssl, ...) instead")
+        }
         if !covered("/etc/passwd") && !covered("/etc") {
             let home = environment["HOME"] ?? "/"
             let name = isRoot ? "nobody" : "mcpjail"

@@ -64,3 +64,52 @@ import Testing
         #expect(mounts.filter { if case .device = $0 { true } else { false } }.count == 5)
     }
 }
+
+@Suite struct JailPlanEgressTests {
+    private func profile(egress: [String], readOnly: [String] = ["/usr"]) throws -> Profile {
+        Profile(
+            name: "t", path: "/p/t.toml", digest: "d", server: Profile.Server(command: "/usr/bin/env"),
+            filesystem: Profile.Filesystem(readOnly: readOnly),
+            network: Profile.Network(egress: try egress.map { try EgressRule.parse($0).get() }))
+    }
+
+    private func plan(_ profile: Profile) throws -> JailPlan {
+        try JailPlan.make(for: profile, isRoot: true, uid: 0, gid: 0, stateDirectory: "/var/lib/mcpjail")
+    }
+
+    @Test func egressPointsTheResolverAtTheStubAndSetsTheProxyVariables() throws {
+        let open = try plan(profile(egress: ["api.github.com:443"]))
+        let files = open.mounts.compactMap { if case .file(let target, let text, _) = $0 { (target, text) } else { nil } }
+        #expect(files.contains { $0.0 == "/etc/resolv.conf" && $0.1.hasPrefix("nameserver 127.0.0.53\n") })
+        #expect(files.contains { $0.0 == "/etc/nsswitch.conf" && $0.1.contains("hosts: files dns") })
+        #expect(open.environment["HTTPS_PROXY"] == "http://127.0.0.1:3128")
+        #expect(open.environment["NO_PROXY"] == "localhost,127.0.0.1,::1")
+        let closed = try plan(profile(egress: []))
+        #expect(!closed.mounts.contains { $0.target == "/etc/resolv.conf" })
+        #expect(closed.environment["HTTP_PROXY"] == nil)
+    }
+
+    @Test func theProxyPortAvoidsListedPorts() throws {
+        let open = try plan(profile(egress: ["127.0.0.1:3128", "127.0.0.1:3129"]))
+        #expect(open.environment["HTTP_PROXY"] == "http://127.0.0.1:3130")
+    }
+
+    @Test func namesWithTheHostsEtcBoundAreAnError() throws {
+        #expect(throws: MCPJailError.self) { try plan(profile(egress: ["api.github.com:443"], readOnly: ["/usr", "/etc"])) }
+        // Literals need no resolver.
+        _ = try plan(profile(egress: ["127.0.0.1:80"], readOnly: ["/usr", "/etc"]))
+    }
+
+    @Test func theBridgePlansTheStubAListenerPerPortAndAliasesForLiterals() throws {
+        let policy = EgressPolicy(rules: try ["a.example.com:443", "b.example.com:443", "10.0.0.5:80", "127.0.0.1:8080", "[2001:db8::1]:80"]
+            .map { try EgressRule.parse($0).get() })
+        let bridge = try #require(try EgressBridge.make(policy: policy))
+        defer { bridge.close() }
+        #expect(bridge.sockets.first == EgressBridge.Socket(role: .dns, address: IPAddress("127.0.0.53")!, port: 53))
+        #expect(bridge.sockets.last == EgressBridge.Socket(role: .httpProxy, address: IPAddress("127.0.0.1")!, port: 3128))
+        let ports = bridge.sockets.filter { $0.role == .transparent && $0.address.isIPv4 }.map(\.port)
+        #expect(ports == [80, 443, 8080])
+        #expect(bridge.aliases.map(\.description) == ["10.0.0.5", "2001:db8::1"])
+        #expect(try EgressBridge.make(policy: EgressPolicy(rules: [])) == nil)
+    }
+}

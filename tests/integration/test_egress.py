@@ -31,6 +31,7 @@ VETH_HOST = f"mjeg{os.getpid() % 100000}h"
 VETH_NS = f"mjeg{os.getpid() % 100000}n"
 PUBLIC = "198.51.100.2"  # the namespace's address that is not "internal" (TEST-NET-2)
 PRIVATE = "10.231.77.2"  # the namespace's RFC 1918 address
+PUBLIC6 = "2001:db8:77::2"  # the namespace's IPv6 address (documentation range)
 SVC_PORT = 8081
 OTHER_PORT = 8082
 
@@ -55,19 +56,22 @@ def netns(tmp_path_factory):
         sh("ip", "link", "set", VETH_NS, "netns", NETNS)
         sh("ip", "addr", "add", "198.51.100.1/24", "dev", VETH_HOST)
         sh("ip", "addr", "add", "10.231.77.1/24", "dev", VETH_HOST)
+        sh("ip", "addr", "add", "2001:db8:77::1/64", "dev", VETH_HOST, "nodad")
         sh("ip", "link", "set", VETH_HOST, "up")
         for cmd in (["addr", "add", f"{PUBLIC}/24", "dev", VETH_NS], ["addr", "add", f"{PRIVATE}/24", "dev", VETH_NS],
+                    ["addr", "add", f"{PUBLIC6}/64", "dev", VETH_NS, "nodad"],
                     ["link", "set", VETH_NS, "up"], ["link", "set", "lo", "up"]):
             sh("ip", "-n", NETNS, *cmd)
         for port in (SVC_PORT, OTHER_PORT):
             servers.append(subprocess.Popen(
-                ["ip", "netns", "exec", NETNS, str(PYTHON), "-m", "http.server", str(port), "--bind", "0.0.0.0",
+                ["ip", "netns", "exec", NETNS, str(PYTHON), "-m", "http.server", str(port), "--bind", "::",
                  "--directory", str(www)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
                 socket.create_connection((PUBLIC, SVC_PORT), timeout=1).close()
                 socket.create_connection((PUBLIC, OTHER_PORT), timeout=1).close()
+                socket.create_connection((PUBLIC6, SVC_PORT), timeout=1).close()
                 break
             except OSError:
                 time.sleep(0.1)
@@ -212,6 +216,27 @@ def test_allowed_destinations_get_out_and_nothing_else(jail: Jail, netns, local_
     free = run_probe(jail, attempts, None, jailed=False)
     for key in ("bypass_public", "bypass_private", "same_host_unlisted_port", "private_resolution"):
         assert free[key]["ok"], (key, free[key])
+
+
+def test_ip_literals_are_reached_as_they_are(jail: Jail, netns):
+    """IPv4 and IPv6 literals that are not loopback: added to the jail's lo, carried by the proxy."""
+    attempts = [
+        {"id": "v4_literal", "kind": "tcp", "host": PUBLIC, "port": OTHER_PORT},
+        {"id": "v6_literal", "kind": "tcp", "host": PUBLIC6, "port": SVC_PORT},
+        {"id": "v4_other_port", "kind": "tcp", "host": PUBLIC, "port": SVC_PORT},
+        {"id": "v6_other_port", "kind": "tcp", "host": PUBLIC6, "port": OTHER_PORT},
+        {"id": "v4_unlisted", "kind": "tcp", "host": PRIVATE, "port": OTHER_PORT},
+    ]
+    results = run_probe(jail, attempts, [f"{PUBLIC}:{OTHER_PORT}", f"[{PUBLIC6}]:{SVC_PORT}"])
+    assert results["v4_literal"]["ok"] and "svc-ok" in results["v4_literal"]["body"], results["v4_literal"]
+    assert results["v6_literal"]["ok"] and "svc-ok" in results["v6_literal"]["body"], results["v6_literal"]
+    # Both ports are listened on (each is listed once), for the other address family's literal.
+    assert results["v4_other_port"]["errno"] == "ECONNRESET", results["v4_other_port"]
+    assert results["v6_other_port"]["errno"] == "ECONNRESET", results["v6_other_port"]
+    assert results["v4_unlisted"]["errno"] == "ENETUNREACH", results["v4_unlisted"]
+    assert record_for(jail, f"[{PUBLIC6}]:{SVC_PORT}")["address"] == PUBLIC6
+    assert record_for(jail, f"{PUBLIC}:{SVC_PORT}")["error_type"] == "not_allowed"
+    assert record_for(jail, f"[{PUBLIC6}]:{OTHER_PORT}")["error_type"] == "not_allowed"
 
 
 def test_a_program_ignoring_http_proxy_reaches_only_allowed_destinations(jail: Jail, netns):
