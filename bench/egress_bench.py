@@ -65,10 +65,10 @@ def listen(payload: int) -> tuple[socket.socket, int]:
 
 def run(argv: list[str], env: dict, log: Path | None) -> dict:
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
-    text = log.read_text() if log else done.stderr
+    text = (log.read_text() if log.exists() else "") if log else done.stderr
     lines = [l for l in text.splitlines() if l.startswith("EGRESS-BENCH ")]
     if done.returncode != 0 or not lines:
-        raise SystemExit(f"egress bench failed: {done.stderr}\n{text}")
+        raise SystemExit(f"egress bench failed ({done.returncode}): {done.stderr}\n{text}")
     return json.loads(lines[-1].split(" ", 1)[1])
 
 
@@ -81,7 +81,7 @@ def measure(quick: bool = False, rounds: int = 3) -> str:
     (tmp / "profiles").mkdir()
     (tmp / "profiles" / "egress.toml").write_text(
         "[server]\n"
-        f"command = {json.dumps(str(PY))}\n"
+        f"command = {json.dumps(str(PY.parent.parent.resolve() / 'bin' / 'python'))}\n"
         f"args = {json.dumps([str(CLIENT), str(connect_port), str(bulk_port), str(connects), str(bulk), '3'])}\n"
         "[filesystem]\n"
         f"read_only = [\"/usr\", {json.dumps(str(PY.parent.parent.resolve()))}, {json.dumps(str(ROOT / 'bench'))}]\n"
