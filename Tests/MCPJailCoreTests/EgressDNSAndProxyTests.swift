@@ -74,3 +74,20 @@ struct EgressDNSAndProxyTests {
         #expect(HTTPProxyRequest.parse(head: Array("GET http://u@x/ HTTP/1.1\r\n\r\n".utf8)) == nil)
     }
 }
+
+@Suite("Egress audit records")
+struct EgressAuditRecordTests {
+    @Test("destination and address are written and read back; refused is an outcome")
+    func roundTrip() throws {
+        var record = AuditRecord(
+            time: 1_700_000_000.25, server: "s", profileDigest: "d", session: "x", requestID: nil, method: "egress/connect",
+            decision: .deny, decidedBy: "egress", outcome: .refused, errorType: "internal_address", latencyMicros: 12,
+            bytesIn: 0, bytesOut: 0)
+        record.destination = "private.test:8081"
+        record.peerAddress = "10.231.77.2"
+        let text = String(decoding: record.jsonObject, as: UTF8.self)
+        #expect(text.contains(#""destination":"private.test:8081","address":"10.231.77.2""#))
+        let again = try AuditRecord(json: try JSONParser.parse(Array(text.utf8)))
+        #expect(again == record)
+    }
+}

@@ -128,7 +128,9 @@ def network_table(egress: list[str], extra: str = "") -> str:
     return f'[tools]\ndefault = "allow"\n[network]\negress = {toml_array(egress)}\n{extra}'
 
 
-def run_probe(jail: Jail, attempts: list[dict], egress: list[str] | None, extra: str = "", jailed: bool = True) -> dict:
+def run_probe(
+    jail: Jail, attempts: list[dict], egress: list[str] | None, extra: str = "", jailed: bool = True, user: bool = False
+) -> dict:
     name = f"probe{len(list(jail.root.glob('attempts-*')))}"
     attempts_path = jail.root / f"attempts-{name}.json"
     results_path = jail.root / f"results-{name}.json"
@@ -138,6 +140,10 @@ def run_probe(jail: Jail, attempts: list[dict], egress: list[str] | None, extra:
     if jailed:
         jail.write_profile(name, PYTHON, argv[1:], stop_timeout="60s", policy=network_table(egress or [], extra))
         argv = jail.command(name)
+        if user:  # mcpjail itself as uid 65534 (after the mount of /etc/hosts, which needs root)
+            for path in (jail.state, jail.profiles, *jail.profiles.iterdir()):
+                os.chown(path, 65534, 65534)
+            argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", *argv]
     done = subprocess.run(with_hosts(jail.root, argv), env=jail.env(), input=b"", capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode(errors="replace") + (jail.stderr_log(name) if jailed else "")
     return json.loads(results_path.read_text())
@@ -216,6 +222,23 @@ def test_allowed_destinations_get_out_and_nothing_else(jail: Jail, netns, local_
     free = run_probe(jail, attempts, None, jailed=False)
     for key in ("bypass_public", "bypass_private", "same_host_unlisted_port", "private_resolution"):
         assert free[key]["ok"], (key, free[key])
+
+
+def test_egress_works_the_same_for_an_ordinary_user(jail: Jail, netns):
+    attempts = [
+        {"id": "allowed_name", "kind": "tcp", "host": "svc.test", "port": SVC_PORT},
+        {"id": "other_name", "kind": "tcp", "host": "other.test", "port": SVC_PORT},
+        {"id": "private_resolution", "kind": "tcp", "host": "private.test", "port": SVC_PORT},
+        {"id": "bypass_public", "kind": "tcp", "host": PUBLIC, "port": SVC_PORT},
+    ]
+    # cgroup v1 hosts give ordinary users no cgroup: rlimits only.
+    results = run_probe(jail, attempts, [f"svc.test:{SVC_PORT}", f"private.test:{SVC_PORT}"],
+                        extra='[limits]\nenforce = "best-effort"\n', user=True)
+    assert results["allowed_name"]["ok"] and "svc-ok" in results["allowed_name"]["body"], results
+    assert results["other_name"]["errno"] == "EAI_NONAME"
+    assert results["private_resolution"]["errno"] == "ECONNRESET"
+    assert results["bypass_public"]["errno"] == "ENETUNREACH"
+    assert record_for(jail, f"private.test:{SVC_PORT}")["error_type"] == "internal_address"
 
 
 def test_ip_literals_are_reached_as_they_are(jail: Jail, netns):
