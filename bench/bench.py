@@ -30,7 +30,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PY = ROOT / ".venv" / "bin" / "python"
+# Resolved: a worktree may link .venv to another checkout's (the jail binds the real path).
+VENV = (ROOT / ".venv").resolve()
+PY = VENV / "bin" / "python"
 ECHO = ROOT / "bench" / "echo_server.py"
 MCPJAIL = ROOT / ".build" / "release" / "mcpjail"
 MIB = 1024 * 1024
@@ -236,7 +238,7 @@ def bwrap_argv() -> list[str]:
     for link in ("/bin", "/sbin", "/lib", "/lib64"):
         if os.path.islink(link):
             argv += ["--symlink", os.readlink(link), link]
-    argv += ["--ro-bind", str(ROOT / ".venv"), str(ROOT / ".venv"), "--ro-bind", str(ROOT / "bench"), str(ROOT / "bench")]
+    argv += ["--ro-bind", str(VENV), str(VENV), "--ro-bind", str(ROOT / "bench"), str(ROOT / "bench")]
     argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", str(PY), str(ECHO)]
     return argv
 
@@ -303,7 +305,7 @@ def main() -> int:
         f"args = [{json.dumps(str(ECHO))}]\n"
         'env = { PATH = "/usr/bin:/bin" }\n'
         "[filesystem]\n"
-        f"read_only = [\"/usr\", {json.dumps(str(ROOT / '.venv'))}, {json.dumps(str(ROOT / 'bench'))}]\n"
+        f"read_only = [\"/usr\", {json.dumps(str(VENV))}, {json.dumps(str(ROOT / 'bench'))}]\n"
         # The full relay policy: the tool allow-list and strict schema validation of every call.
         "[tools.echo]\n"
     )

@@ -72,6 +72,16 @@ struct EgressPolicyTests {
         #expect(policy.connectable(addresses, port: 81).map(\.description) == ["93.184.216.34", "2606:4700::1111"])
     }
 
+    @Test("localhost names the loopback addresses themselves, on its port only")
+    func localhost() throws {
+        let policy = EgressPolicy(rules: [try Self.rule("localhost:8080")])
+        #expect(policy.rule(for: .address(IPAddress("127.0.0.1")!, port: 8080)) != nil)
+        #expect(policy.rule(for: .address(IPAddress("::1")!, port: 8080)) != nil)
+        #expect(policy.rule(for: .address(IPAddress("127.0.0.2")!, port: 8080)) == nil)
+        #expect(policy.rule(for: .address(IPAddress("127.0.0.1")!, port: 8081)) == nil)
+        #expect(policy.connectable([IPAddress("127.0.0.1")!, IPAddress("10.0.0.1")!], port: 8080) == [IPAddress("127.0.0.1")!])
+    }
+
     @Test("IPv6 text round-trips in RFC 5952 form")
     func ipv6Text() {
         for (input, output) in [("::1", "::1"), ("::", "::"), ("2001:DB8:0:0:1:0:0:1", "2001:db8::1:0:0:1"),

@@ -295,6 +295,17 @@ def test_connection_limits_and_idle_timeout(jail: Jail, netns):
     assert sum(1 for r in records if r.get("error_type") == "max_connections") == 2, records
 
 
+def test_localhost_names_the_hosts_loopback(jail: Jail, netns, local_http):
+    attempts = [
+        {"id": "localhost", "kind": "tcp", "host": "localhost", "port": local_http},
+        {"id": "other_loopback", "kind": "tcp", "host": "127.0.0.2", "port": local_http},
+    ]
+    results = run_probe(jail, attempts, [f"localhost:{local_http}"])
+    assert results["localhost"]["ok"] and "local-ok" in results["localhost"]["body"], results
+    assert results["other_loopback"]["errno"] == "ECONNRESET", results
+    assert record_for(jail, f"127.0.0.1:{local_http}")["outcome"] == "ok"
+
+
 def test_no_network_table_means_no_network(jail: Jail, netns, local_http):
     attempts = [
         {"id": "loopback", "kind": "tcp", "host": "127.0.0.1", "port": local_http},

@@ -45,10 +45,20 @@ public struct EgressRule: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// Whether a connection to `address`:`port` is allowed as an address. `localhost` names
+    /// the loopback addresses (127.0.0.1, ::1) themselves: the jail's /etc/hosts resolves it
+    /// there, and the host's loopback is what such an entry means.
     public func matches(address: IPAddress, port: UInt16) -> Bool {
-        guard port == self.port, case .address(let own) = host else { return false }
-        return own == address || own == address.mappedIPv4
+        guard port == self.port else { return false }
+        let address = address.mappedIPv4 ?? address
+        switch host {
+        case .address(let own): return own == address
+        case .name(let name): return name == "localhost" && Self.localhostAddresses.contains(address)
+        case .wildcard: return false
+        }
     }
+
+    static let localhostAddresses = [IPAddress("127.0.0.1")!, IPAddress("::1")!]
 
     static func normalize(_ name: String) -> String {
         var name = name.lowercased()
