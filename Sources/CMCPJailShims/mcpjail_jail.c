@@ -18,7 +18,6 @@
 #include <netinet/in.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
-#include <linux/if_addr.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -226,60 +225,34 @@ static int bring_up_loopback(void) {
     return status;
 }
 
-/// Adds `alias` to `lo`: IPv4 by ioctl on a label "lo:N" (address, then a /32 mask),
-/// IPv6 by one RTM_NEWADDR netlink message (/128, no duplicate address detection).
-static int add_loopback_address(const struct mcpjail_egress_socket *alias, int index) {
-    if (alias->family == AF_INET) {
-        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        if (fd < 0) return -1;
-        struct ifreq request;
-        memset(&request, 0, sizeof(request));
-        // "lo:" + decimal index
-        char name[IFNAMSIZ] = "lo:";
-        char digits[8];
-        int n = 0, value = index;
-        do {
-            digits[n++] = (char)('0' + value % 10);
-            value /= 10;
-        } while (value > 0 && n < 7);
-        int at = 3;
-        while (n > 0 && at < IFNAMSIZ - 1) name[at++] = digits[--n];
-        name[at] = '\0';
-        memcpy(request.ifr_name, name, (size_t)at + 1);
-        struct sockaddr_in *address = (struct sockaddr_in *)&request.ifr_addr;
-        address->sin_family = AF_INET;
-        memcpy(&address->sin_addr, alias->address, 4);
-        int status = ioctl(fd, SIOCSIFADDR, &request);
-        if (status == 0) {
-            memset(&address->sin_addr, 0xFF, 4);
-            status = ioctl(fd, SIOCSIFNETMASK, &request);
-        }
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return status;
-    }
+/// Makes every address of `family` local to the jail ("AnyIP": `ip route add local 0.0.0.0/0
+/// dev lo table local`, or ::/0), with one RTM_NEWROUTE netlink message. Then a connection
+/// to any address lands on the listener for its port, if there is one (and is refused at
+/// once if not): the proxy sees, judges and records every destination, IP literals
+/// included, and nothing can leave the namespace by any other way.
+static int add_local_route(int family) {
     int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
     if (fd < 0) return -1;
     struct {
         struct nlmsghdr header;
-        struct ifaddrmsg message;
+        struct rtmsg message;
         struct rtattr attribute;
-        unsigned char address[16];
+        int oif;
     } request;
     memset(&request, 0, sizeof(request));
     request.header.nlmsg_len = sizeof(request);
-    request.header.nlmsg_type = RTM_NEWADDR;
+    request.header.nlmsg_type = RTM_NEWROUTE;
     request.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
     request.header.nlmsg_seq = 1;
-    request.message.ifa_family = AF_INET6;
-    request.message.ifa_prefixlen = 128;
-    request.message.ifa_flags = IFA_F_NODAD;
-    request.message.ifa_scope = RT_SCOPE_UNIVERSE;
-    request.message.ifa_index = 1;  // lo is always interface 1 in a new network namespace
-    request.attribute.rta_type = IFA_LOCAL;
-    request.attribute.rta_len = RTA_LENGTH(16);
-    memcpy(request.address, alias->address, 16);
+    request.message.rtm_family = (unsigned char)family;
+    request.message.rtm_dst_len = 0;
+    request.message.rtm_table = RT_TABLE_LOCAL;
+    request.message.rtm_protocol = RTPROT_BOOT;
+    request.message.rtm_scope = RT_SCOPE_HOST;
+    request.message.rtm_type = RTN_LOCAL;
+    request.attribute.rta_type = RTA_OIF;
+    request.attribute.rta_len = RTA_LENGTH(sizeof(int));
+    request.oif = 1;  // lo is always interface 1 in a new network namespace
     int status = -1;
     if (send(fd, &request, sizeof(request), 0) == (ssize_t)sizeof(request)) {
         struct {
@@ -288,7 +261,7 @@ static int add_loopback_address(const struct mcpjail_egress_socket *alias, int i
         } reply;
         ssize_t got = recv(fd, &reply, sizeof(reply), 0);
         if (got >= (ssize_t)sizeof(reply) && reply.header.nlmsg_type == NLMSG_ERROR) {
-            if (reply.error.error == 0 || reply.error.error == -EEXIST) status = 0;
+            if (reply.error.error == 0) status = 0;
             else errno = -reply.error.error;
         } else if (got >= 0) {
             errno = EPROTO;
@@ -337,13 +310,12 @@ fail: {
 }
 }
 
-/// The jail's half of the egress bridge: addresses for the profile's IP literals on `lo`,
+/// The jail's half of the egress bridge: every address local (IPv4, and IPv6 when asked),
 /// then every socket, sent to mcpjail in one SCM_RIGHTS message and closed here.
 static void set_up_egress(const struct mcpjail_egress_config *egress, int error_fd) {
     if (egress->channel_fd < 0) return;
-    for (int i = 0; i < egress->alias_count; i++) {
-        if (add_loopback_address(&egress->aliases[i], i + 1) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_EGRESS_ADDRESS);
-    }
+    if (add_local_route(AF_INET) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_EGRESS_ROUTES);
+    if (egress->ipv6 && add_local_route(AF_INET6) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_EGRESS_ROUTES);
     int fds[MCPJAIL_EGRESS_MAX_SOCKETS];
     int count = egress->socket_count;
     if (count > MCPJAIL_EGRESS_MAX_SOCKETS) {

@@ -205,7 +205,7 @@ public struct JailSpawner: ServerSpawner {
             return m
         }
         defer { strings.free() }
-        let (egressSockets, egressAliases) = restrictions.egress?.cSockets() ?? ([], [])
+        let egressSockets = restrictions.egress?.cSockets() ?? []
 
         var pid: pid_t = -1
         var releaseFD: Int32 = -1
@@ -217,7 +217,6 @@ public struct JailSpawner: ServerSpawner {
                     restrictions.seccompProgram.withUnsafeBytes { filter in
                         mounts.withUnsafeBufferPointer { steps in
                           egressSockets.withUnsafeBufferPointer { egressSocketList in
-                            egressAliases.withUnsafeBufferPointer { egressAliasList in
                             var config = mcpjail_jail_config()
                             config.process = mcpjail_spawn_config(
                                 path: strings.add(profile.server.command), argv: argvPointers, envp: envPointers,
@@ -236,10 +235,9 @@ public struct JailSpawner: ServerSpawner {
                             config.egress = mcpjail_egress_config(
                                 channel_fd: restrictions.egress?.jailChannel ?? -1,
                                 sockets: egressSocketList.baseAddress, socket_count: Int32(egressSocketList.count),
-                                aliases: egressAliasList.baseAddress, alias_count: Int32(egressAliasList.count))
+                                ipv6: restrictions.egress?.ipv6 == true ? 1 : 0)
                             // The forked child works on a copy of this memory: the pointers stay valid there.
                             return mcpjail_jail_clone(&config, &pid, &releaseFD, &errorFD, &result)
-                            }
                           }
                         }
                     }

@@ -82,7 +82,7 @@ public struct SpawnFailure: Sendable, Equatable {
         case Int(MCPJAIL_STAGE_HOSTNAME.rawValue): "hostname"
         case Int(MCPJAIL_STAGE_LOOPBACK.rawValue): "loopback"
         case Int(MCPJAIL_STAGE_INIT_FORK.rawValue): "starting the jail's init"
-        case Int(MCPJAIL_STAGE_EGRESS_ADDRESS.rawValue): "adding the egress addresses to the jail's loopback"
+        case Int(MCPJAIL_STAGE_EGRESS_ROUTES.rawValue): "making every address local to the jail (egress routes)"
         case Int(MCPJAIL_STAGE_EGRESS_SOCKET.rawValue): "creating the egress sockets"
         case Int(MCPJAIL_STAGE_EGRESS_HANDOFF.rawValue): "handing the egress sockets to mcpjail"
         default: "stage \(stage)"

@@ -59,7 +59,6 @@ struct EgressPolicyTests {
         #expect(policy.rule(for: .address(IPAddress("::ffff:127.0.0.1")!, port: 8080)) != nil)
         #expect(policy.rule(for: .name("127.0.0.1", port: 8080)) != nil)
         #expect(policy.ports == [443, 8080])
-        #expect(policy.literalAddresses == [IPAddress("127.0.0.1")!])
     }
 
     @Test("resolved internal addresses are dropped unless named literally (DNS rebinding)")

@@ -195,8 +195,9 @@ def test_allowed_destinations_get_out_and_nothing_else(jail: Jail, netns, local_
     assert jailed["raw_ip_unlisted"]["errno"] == "ECONNRESET"
     assert jailed["private_resolution"]["errno"] == "ECONNRESET"
     assert jailed["loopback_resolution"]["errno"] == "ECONNRESET"
-    assert jailed["bypass_public"]["errno"] == "ENETUNREACH" and jailed["bypass_private"]["errno"] == "ENETUNREACH"
-    assert jailed["udp_out"]["errno"] == "ENETUNREACH" and jailed["udp_pool"]["errno"] == "ECONNREFUSED"
+    # Every address is local to the jail: a direct connection lands on the listener and is judged.
+    assert jailed["bypass_public"]["errno"] == "ECONNRESET" and jailed["bypass_private"]["errno"] == "ECONNRESET"
+    assert jailed["udp_out"]["errno"] == "ECONNREFUSED" and jailed["udp_pool"]["errno"] == "ECONNREFUSED"
     assert jailed["ipv6_unlisted"]["errno"] == "ECONNRESET"
 
     # The audit log has a record for each connection that reached the proxy.
@@ -207,7 +208,8 @@ def test_allowed_destinations_get_out_and_nothing_else(jail: Jail, netns, local_
     assert record_for(jail, f"127.0.0.1:{local}")["outcome"] == "ok"
     for destination, why in ((f"svc.test:{local}", "not_allowed"), (f"127.0.0.2:{local}", "not_allowed"),
                              (f"private.test:{SVC_PORT}", "internal_address"), (f"loop.test:{SVC_PORT}", "internal_address"),
-                             (f"[::1]:{local}", "not_allowed")):
+                             (f"[::1]:{local}", "not_allowed"), (f"{PUBLIC}:{SVC_PORT}", "not_allowed"),
+                             (f"{PRIVATE}:{SVC_PORT}", "not_allowed")):
         record = record_for(jail, destination)
         assert record["decision"] == "deny" and record["error_type"] == why, record
     assert record_for(jail, "other.test", method="egress/dns")["decision"] == "deny"
@@ -237,18 +239,20 @@ def test_egress_works_the_same_for_an_ordinary_user(jail: Jail, netns):
     assert results["allowed_name"]["ok"] and "svc-ok" in results["allowed_name"]["body"], results
     assert results["other_name"]["errno"] == "EAI_NONAME"
     assert results["private_resolution"]["errno"] == "ECONNRESET"
-    assert results["bypass_public"]["errno"] == "ENETUNREACH"
+    assert results["bypass_public"]["errno"] == "ECONNRESET"
     assert record_for(jail, f"private.test:{SVC_PORT}")["error_type"] == "internal_address"
+    assert record_for(jail, f"{PUBLIC}:{SVC_PORT}")["error_type"] == "not_allowed"
 
 
 def test_ip_literals_are_reached_as_they_are(jail: Jail, netns):
-    """IPv4 and IPv6 literals that are not loopback: added to the jail's lo, carried by the proxy."""
+    """IPv4 and IPv6 literals that are not loopback: carried by the proxy like names."""
     attempts = [
         {"id": "v4_literal", "kind": "tcp", "host": PUBLIC, "port": OTHER_PORT},
         {"id": "v6_literal", "kind": "tcp", "host": PUBLIC6, "port": SVC_PORT},
         {"id": "v4_other_port", "kind": "tcp", "host": PUBLIC, "port": SVC_PORT},
         {"id": "v6_other_port", "kind": "tcp", "host": PUBLIC6, "port": OTHER_PORT},
         {"id": "v4_unlisted", "kind": "tcp", "host": PRIVATE, "port": OTHER_PORT},
+        {"id": "v4_unlisted_port", "kind": "tcp", "host": PUBLIC, "port": 9},
     ]
     results = run_probe(jail, attempts, [f"{PUBLIC}:{OTHER_PORT}", f"[{PUBLIC6}]:{SVC_PORT}"])
     assert results["v4_literal"]["ok"] and "svc-ok" in results["v4_literal"]["body"], results["v4_literal"]
@@ -256,10 +260,12 @@ def test_ip_literals_are_reached_as_they_are(jail: Jail, netns):
     # Both ports are listened on (each is listed once), for the other address family's literal.
     assert results["v4_other_port"]["errno"] == "ECONNRESET", results["v4_other_port"]
     assert results["v6_other_port"]["errno"] == "ECONNRESET", results["v6_other_port"]
-    assert results["v4_unlisted"]["errno"] == "ENETUNREACH", results["v4_unlisted"]
+    assert results["v4_unlisted"]["errno"] == "ECONNRESET", results["v4_unlisted"]
+    assert results["v4_unlisted_port"]["errno"] == "ECONNREFUSED", results["v4_unlisted_port"]  # nothing listens on 9
     assert record_for(jail, f"[{PUBLIC6}]:{SVC_PORT}")["address"] == PUBLIC6
     assert record_for(jail, f"{PUBLIC}:{SVC_PORT}")["error_type"] == "not_allowed"
     assert record_for(jail, f"[{PUBLIC6}]:{OTHER_PORT}")["error_type"] == "not_allowed"
+    assert record_for(jail, f"{PRIVATE}:{OTHER_PORT}")["error_type"] == "not_allowed"
 
 
 def test_a_program_ignoring_http_proxy_reaches_only_allowed_destinations(jail: Jail, netns):
@@ -267,6 +273,7 @@ def test_a_program_ignoring_http_proxy_reaches_only_allowed_destinations(jail: J
         {"id": "curl_allowed", "kind": "curl", "url": f"http://svc.test:{SVC_PORT}/", "args": ["--noproxy", "*"]},
         {"id": "curl_other", "kind": "curl", "url": f"http://other.test:{SVC_PORT}/", "args": ["--noproxy", "*"]},
         {"id": "curl_bypass", "kind": "curl", "url": f"http://{PUBLIC}:{SVC_PORT}/", "args": ["--noproxy", "*"]},
+        {"id": "curl_bypass_port", "kind": "curl", "url": f"http://{PUBLIC}:{OTHER_PORT}/", "args": ["--noproxy", "*"]},
         {"id": "curl_proxy_allowed", "kind": "curl", "url": f"http://svc.test:{SVC_PORT}/"},
         {"id": "curl_proxy_denied", "kind": "curl", "url": f"http://other.test:{SVC_PORT}/", "args": ["-f"]},
         {"id": "curl_proxy_port", "kind": "curl", "url": f"http://svc.test:{OTHER_PORT}/", "args": ["-f"]},
@@ -274,7 +281,10 @@ def test_a_program_ignoring_http_proxy_reaches_only_allowed_destinations(jail: J
     results = run_probe(jail, attempts, [f"svc.test:{SVC_PORT}"])
     assert results["curl_allowed"]["ok"] and "svc-ok" in results["curl_allowed"]["body"], results["curl_allowed"]
     assert results["curl_other"]["errno"] == "curl:6", results["curl_other"]  # could not resolve
-    assert results["curl_bypass"]["errno"] == "curl:7", results["curl_bypass"]  # could not connect
+    # Reset by the proxy (curl says 7 or 56, as the reset beats its connect or not), with a record.
+    assert results["curl_bypass"]["errno"] in ("curl:7", "curl:56"), results["curl_bypass"]
+    assert record_for(jail, f"{PUBLIC}:{SVC_PORT}")["error_type"] == "not_allowed"
+    assert results["curl_bypass_port"]["errno"] == "curl:7", results["curl_bypass_port"]  # refused: port not listed
     assert results["curl_proxy_allowed"]["ok"] and "svc-ok" in results["curl_proxy_allowed"]["body"], results
     assert results["curl_proxy_denied"]["errno"] == "curl:22" and "403" in results["curl_proxy_denied"]["error"], results
     assert results["curl_proxy_port"]["errno"] == "curl:22", results

@@ -19,7 +19,7 @@ enum mcpjail_jail_stage {
     MCPJAIL_STAGE_HOSTNAME = 28,
     MCPJAIL_STAGE_LOOPBACK = 29,
     MCPJAIL_STAGE_INIT_FORK = 30,
-    MCPJAIL_STAGE_EGRESS_ADDRESS = 31,
+    MCPJAIL_STAGE_EGRESS_ROUTES = 31,
     MCPJAIL_STAGE_EGRESS_SOCKET = 32,
     MCPJAIL_STAGE_EGRESS_HANDOFF = 33,
 };
@@ -43,10 +43,8 @@ struct mcpjail_egress_config {
     int channel_fd;
     const struct mcpjail_egress_socket *sockets;
     int socket_count;
-    /// Addresses added to `lo` (as /32 and /128) so that connections to a profile's IP
-    /// literals are local to the jail and land on the listeners: `family` and `address` used.
-    const struct mcpjail_egress_socket *aliases;
-    int alias_count;
+    /// Whether to make every IPv6 address local too (IPv4 always is, with a channel).
+    int ipv6;
 };
 
 /// What one step of building the jail's file system does.

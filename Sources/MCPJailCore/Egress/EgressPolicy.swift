@@ -14,15 +14,6 @@ public struct EgressPolicy: Sendable, Equatable {
     /// Every port some entry opens (the jail listens on these), ascending.
     public var ports: [UInt16] { Array(Set(rules.map(\.port))).sorted() }
 
-    /// The IP literals the profile names (they must be reachable addresses in the jail).
-    public var literalAddresses: [IPAddress] {
-        var seen: [IPAddress] = []
-        for rule in rules {
-            if case .address(let address) = rule.host, !seen.contains(address) { seen.append(address) }
-        }
-        return seen
-    }
-
     /// Whether the DNS stub answers `name`: some entry names it, on any port.
     public func allowsLookup(_ name: String) -> Bool {
         rules.contains { $0.matches(name: name) }

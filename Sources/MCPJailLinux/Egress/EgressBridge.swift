@@ -13,9 +13,10 @@ import MCPJailCore
 ///   to the DNS pool's addresses and to the profile's IP literals land there; the
 ///   proxy reads the original destination with getsockname),
 /// - the HTTP proxy's listener on 127.0.0.1 (``EgressPolicy/httpProxyPort``).
-/// IP literals that are not loopback are added to the jail's `lo`, so connecting to them
-/// is local. The namespace has no other interface and no route: any other address is
-/// unreachable at once.
+/// Every address is made local to the jail ("AnyIP" routes on `lo`): a connection to any
+/// address on a listed port lands on that port's listener, so the proxy sees, judges and
+/// records every destination, IP literals included; any other port is refused at once.
+/// The namespace has no other interface: nothing leaves it but through mcpjail.
 public struct EgressBridge: Sendable {
     public enum Role: Sendable, Equatable {
         case dns
@@ -31,7 +32,8 @@ public struct EgressBridge: Sendable {
 
     public let policy: EgressPolicy
     public let sockets: [Socket]
-    public let aliases: [IPAddress]
+    /// Whether the jail gets IPv6 listeners and IPv6 AnyIP (the host can make IPv6 sockets).
+    public let ipv6: Bool
     /// mcpjail's end and the jail's end of the hand-off socket.
     public let parentChannel: Int32
     public let jailChannel: Int32
@@ -49,12 +51,11 @@ public struct EgressBridge: Sendable {
         guard sockets.count <= Int(MCPJAIL_EGRESS_MAX_SOCKETS) else {
             throw MCPJailError(.invalidProfile, "[network] egress lists too many different ports (at most \(Int(MCPJAIL_EGRESS_MAX_SOCKETS) / 2 - 2))")
         }
-        let aliases = policy.literalAddresses.filter { !$0.isLoopback && (ipv6 || $0.isIPv4) }
         var pair: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
             throw MCPJailError(.io, "cannot set up the egress bridge: socketpair: \(String(cString: strerror(errno)))")
         }
-        return EgressBridge(policy: policy, sockets: sockets, aliases: aliases, parentChannel: pair[0], jailChannel: pair[1])
+        return EgressBridge(policy: policy, sockets: sockets, ipv6: ipv6, parentChannel: pair[0], jailChannel: pair[1])
     }
 
     /// Whether this host can make IPv6 sockets (a kernel booted with ipv6.disable=1 cannot).
@@ -65,8 +66,8 @@ public struct EgressBridge: Sendable {
         return true
     }
 
-    /// The C description of the sockets and aliases, for the jail's child.
-    func cSockets() -> (sockets: [mcpjail_egress_socket], aliases: [mcpjail_egress_socket]) {
+    /// The C description of the sockets, for the jail's child.
+    func cSockets() -> [mcpjail_egress_socket] {
         func convert(_ address: IPAddress, port: UInt16, type: Int32) -> mcpjail_egress_socket {
             var spec = mcpjail_egress_socket()
             spec.family = address.isIPv4 ? AF_INET : AF_INET6
@@ -76,10 +77,7 @@ public struct EgressBridge: Sendable {
             return spec
         }
         let stream = Int32(SOCK_STREAM.rawValue), datagram = Int32(SOCK_DGRAM.rawValue)
-        return (
-            sockets.map { convert($0.address, port: $0.port, type: $0.role == .dns ? datagram : stream) },
-            aliases.map { convert($0, port: 0, type: datagram) }
-        )
+        return sockets.map { convert($0.address, port: $0.port, type: $0.role == .dns ? datagram : stream) }
     }
 
     /// After the jail's exec: the sockets, in plan order. Closes both channel ends.
