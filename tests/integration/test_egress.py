@@ -316,6 +316,41 @@ def test_localhost_names_the_hosts_loopback(jail: Jail, netns, local_http):
     assert record_for(jail, f"127.0.0.1:{local_http}")["outcome"] == "ok"
 
 
+@pytest.fixture
+def silent_server():
+    """A server on 127.0.0.1 that accepts, reads, and never answers nor closes."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            held.append(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield listener.getsockname()[1]
+    listener.close()
+    for conn in held:
+        conn.close()
+
+
+def test_teardown_closes_open_egress_connections(jail: Jail, netns, silent_server):
+    """The server exits with a connection open to a peer that never closes: the session still
+    ends at once, and the connection's record is written."""
+    started = time.monotonic()
+    results = run_probe(jail, [{"id": "held", "kind": "connect", "host": "127.0.0.1", "port": silent_server}],
+                        [f"127.0.0.1:{silent_server}"])
+    assert results["held"]["ok"], results
+    assert time.monotonic() - started < 8
+    record = record_for(jail, f"127.0.0.1:{silent_server}")
+    assert record["decision"] == "allow" and record["bytes_in"] == len(b"hello\n"), record
+
+
 def test_no_network_table_means_no_network(jail: Jail, netns, local_http):
     attempts = [
         {"id": "loopback", "kind": "tcp", "host": "127.0.0.1", "port": local_http},

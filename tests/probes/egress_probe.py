@@ -56,6 +56,12 @@ def attempt(a: dict) -> dict:
             with sock:
                 body = http_get(sock, a["host"])
             return {"ok": True, "body": body[-200:], "seconds": round(time.monotonic() - started, 3)}
+        if kind == "connect":
+            # Connect, send a line, and leave (the connection stays open until the process exits).
+            sock = socket.create_connection((a["host"], a["port"]), timeout=10)
+            sock.sendall(b"hello\n")
+            globals().setdefault("held", []).append(sock)
+            return {"ok": True, "seconds": round(time.monotonic() - started, 3)}
         if kind == "dns":
             infos = socket.getaddrinfo(a["host"], 80, proto=socket.IPPROTO_TCP)
             return {"ok": True, "body": sorted({i[4][0] for i in infos}), "seconds": round(time.monotonic() - started, 3)}
