@@ -277,6 +277,9 @@ def test_a_program_ignoring_http_proxy_reaches_only_allowed_destinations(jail: J
         {"id": "curl_proxy_allowed", "kind": "curl", "url": f"http://svc.test:{SVC_PORT}/"},
         {"id": "curl_proxy_denied", "kind": "curl", "url": f"http://other.test:{SVC_PORT}/", "args": ["-f"]},
         {"id": "curl_proxy_port", "kind": "curl", "url": f"http://svc.test:{OTHER_PORT}/", "args": ["-f"]},
+        # --proxytunnel: CONNECT through the proxy, as for https.
+        {"id": "curl_connect_allowed", "kind": "curl", "url": f"http://svc.test:{SVC_PORT}/", "args": ["-p"]},
+        {"id": "curl_connect_denied", "kind": "curl", "url": f"http://other.test:{OTHER_PORT}/", "args": ["-p"]},
     ]
     results = run_probe(jail, attempts, [f"svc.test:{SVC_PORT}"])
     assert results["curl_allowed"]["ok"] and "svc-ok" in results["curl_allowed"]["body"], results["curl_allowed"]
@@ -288,6 +291,9 @@ def test_a_program_ignoring_http_proxy_reaches_only_allowed_destinations(jail: J
     assert results["curl_proxy_allowed"]["ok"] and "svc-ok" in results["curl_proxy_allowed"]["body"], results
     assert results["curl_proxy_denied"]["errno"] == "curl:22" and "403" in results["curl_proxy_denied"]["error"], results
     assert results["curl_proxy_port"]["errno"] == "curl:22", results
+    assert results["curl_connect_allowed"]["ok"] and "svc-ok" in results["curl_connect_allowed"]["body"], results
+    assert results["curl_connect_denied"]["errno"] == "curl:56" and "403" in results["curl_connect_denied"]["error"], results
+    assert record_for(jail, f"other.test:{OTHER_PORT}", method="egress/http-proxy")["error_type"] == "not_allowed"
     assert record_for(jail, f"other.test:{SVC_PORT}", method="egress/http-proxy")["decision"] == "deny"
     assert record_for(jail, f"svc.test:{SVC_PORT}", method="egress/http-proxy")["outcome"] == "ok"
 

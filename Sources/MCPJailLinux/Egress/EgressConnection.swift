@@ -46,18 +46,25 @@ final class EgressConnection: @unchecked Sendable {
         defer { proxy.finished(self) }
         let isProxyRequest = destination == nil
         let method = isProxyRequest ? "egress/http-proxy" : "egress/connect"
+        // For the HTTP proxy: what to send the destination first (a forwarded request's head
+        // in origin form, or what a CONNECT client sent early), and whether to answer 200.
         var headToSend: [UInt8] = []
+        var answerConnect = false
         if isProxyRequest {
             guard let (request, leftover) = readProxyRequest() else { return }
             destination = IPAddress(request.host).map { .address($0, port: request.port) } ?? .name(request.host, port: request.port)
-            if case .forward(_, _, let head) = request { headToSend = head + leftover } else { headToSend = leftover }
-            if proxy.decide(destination!) == nil {
+            switch request {
+            case .forward(_, _, let head): headToSend = head + leftover
+            case .connect:
+                headToSend = leftover
+                answerConnect = true
+            }
+            guard let destination, proxy.decide(destination) != nil else {
                 refuse(isProxyRequest, status: "403 Forbidden")
-                proxy.record(method: method, destination: destination!.description, decision: .deny, outcome: .refused,
+                proxy.record(method: method, destination: destination?.description ?? "-", decision: .deny, outcome: .refused,
                              errorType: "not_allowed", started: started)
                 return
             }
-            if case .connect = request { headToSend = leftover }
         }
         guard let destination else { return }
 
@@ -98,7 +105,7 @@ final class EgressConnection: @unchecked Sendable {
             return
         }
         lock.withLock { remoteSide = remote }
-        if isProxyRequest && !isForward {
+        if answerConnect {
             _ = try? FD.writeAll(jailSide, Array("HTTP/1.1 200 Connection established\r\n\r\n".utf8))
         }
         if !headToSend.isEmpty { _ = try? FD.writeAll(remote, headToSend) }
@@ -125,8 +132,6 @@ final class EgressConnection: @unchecked Sendable {
                      decision: .allow, outcome: .ok, errorType: idledOut ? "idle_timeout" : nil, started: started,
                      bytesIn: max(0, sent), bytesOut: downstream)
     }
-
-    private var isForward = false
 
     /// Copies `from` → `to` with splice(2) through a pipe until end of file or an error,
     /// then passes the end of file on. Returns the bytes carried.
@@ -179,7 +184,6 @@ final class EgressConnection: @unchecked Sendable {
                 timeout = timeval(tv_sec: 0, tv_usec: 0)
                 _ = setsockopt(jailSide, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
                 guard let request = HTTPProxyRequest.parse(head: Array(buffer[0..<end])) else { break }
-                if case .forward = request { isForward = true }
                 return (request, Array(buffer[end...]))
             }
         }
