@@ -357,6 +357,48 @@ def test_teardown_closes_open_egress_connections(jail: Jail, netns, silent_serve
     assert record["decision"] == "allow" and record["bytes_in"] == len(b"hello\n"), record
 
 
+def test_connections_leave_no_file_descriptors_behind(jail: Jail, netns, local_http):
+    """mcpjail's open fds while the server sleeps: the same after 40 connections (allowed and
+    denied) as after none."""
+    from conftest import find_processes
+
+    def fds_during(attempts: list[dict], tag: str) -> int:
+        marker = jail.root / f"sleeping-{tag}"
+        attempts = attempts + [{"id": "sleep", "kind": "sleep", "marker": str(marker), "seconds": 3}]
+        attempts_path = jail.root / f"attempts-fd-{tag}.json"
+        attempts_path.write_text(json.dumps(attempts))
+        results_path = jail.root / f"results-fd-{tag}.json"
+        name = f"fd{tag}"
+        jail.write_profile(name, PYTHON, [str(PROBE), str(attempts_path), str(results_path)], stop_timeout="60s",
+                           policy=network_table([f"127.0.0.1:{local_http}", f"svc.test:{SVC_PORT}"]))
+        proc = subprocess.Popen(with_hosts(jail.root, jail.command(name)), env=jail.env(), stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while not marker.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert marker.exists(), "the probe never reached its sleep"
+            time.sleep(0.3)  # let the last connections' threads finish
+            pids = find_processes(lambda argv: len(argv) > 2 and argv[0].endswith("mcpjail") and argv[2] == name)
+
+            def parent(pid: int) -> int:
+                status = Path(f"/proc/{pid}/status").read_text()
+                return int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
+
+            # The jail's init is a clone of mcpjail (same argv): mcpjail is the one not parented by another.
+            mcpjail = [pid for pid in pids if parent(pid) not in pids]
+            assert len(mcpjail) == 1, pids
+            return len(os.listdir(f"/proc/{mcpjail[0]}/fd"))
+        finally:
+            proc.stdin.close()
+            proc.wait(timeout=60)
+
+    busy = [{"id": f"ok{i}", "kind": "tcp", "host": "127.0.0.1", "port": local_http} for i in range(20)]
+    busy += [{"id": f"no{i}", "kind": "tcp", "host": "127.0.0.2", "port": local_http} for i in range(10)]
+    busy += [{"id": f"svc{i}", "kind": "tcp", "host": "svc.test", "port": SVC_PORT} for i in range(10)]
+    assert fds_during(busy, "busy") == fds_during([], "idle")
+
+
 def test_no_network_table_means_no_network(jail: Jail, netns, local_http):
     attempts = [
         {"id": "loopback", "kind": "tcp", "host": "127.0.0.1", "port": local_http},

@@ -62,6 +62,10 @@ def attempt(a: dict) -> dict:
             sock.sendall(b"hello\n")
             globals().setdefault("held", []).append(sock)
             return {"ok": True, "seconds": round(time.monotonic() - started, 3)}
+        if kind == "sleep":
+            open(a["marker"], "w").close()
+            time.sleep(a["seconds"])
+            return {"ok": True, "seconds": round(time.monotonic() - started, 3)}
         if kind == "dns":
             infos = socket.getaddrinfo(a["host"], 80, proto=socket.IPPROTO_TCP)
             return {"ok": True, "body": sorted({i[4][0] for i in infos}), "seconds": round(time.monotonic() - started, 3)}
