@@ -102,7 +102,7 @@ int mcpjail_receive_fds(int channel, int *fds, int max) {
     message.msg_controllen = space;
     ssize_t got;
     do {
-        got = recvmsg(channel, &message, MSG_CMSG_CLOEXEC);
+        got = recvmsg(channel, &message, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     } while (got < 0 && errno == EINTR);
     if (got < 0) return -1;
     if (got == 0) {

@@ -37,9 +37,9 @@ int mcpjail_lower_thread_priority(int nice);
 /// Returns the number of bytes advised.
 long mcpjail_release_startup_pages(void);
 
-/// recvmsg of one SCM_RIGHTS message (fds close-on-exec) on `channel`: stores up to
-/// `max` (at most 256) fds in `fds`; returns their number, or -1/errno (EPIPE at EOF,
-/// EMSGSIZE when the message held more).
+/// recvmsg of one SCM_RIGHTS message (fds close-on-exec) on `channel`, without waiting:
+/// stores up to `max` (at most 256) fds in `fds`; returns their number, or -1/errno
+/// (EAGAIN when no message is there, EPIPE at EOF, EMSGSIZE when the message held more).
 int mcpjail_receive_fds(int channel, int *fds, int max);
 
 /// splice(in, NULL, out, NULL, length, SPLICE_F_MOVE [| SPLICE_F_MORE]): a GNU extension

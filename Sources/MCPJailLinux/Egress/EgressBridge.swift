@@ -80,7 +80,8 @@ public struct EgressBridge: Sendable {
         return sockets.map { convert($0.address, port: $0.port, type: $0.role == .dns ? datagram : stream) }
     }
 
-    /// After the jail's exec: the sockets, in plan order. Closes both channel ends.
+    /// After the jail's exec: the sockets, in plan order (the jail sent them before the
+    /// server existed, so they are waiting; never blocks). Closes both channel ends.
     public func receive() throws(MCPJailError) -> [(Socket, Int32)] {
         FD.close(jailChannel)
         defer { FD.close(parentChannel) }
