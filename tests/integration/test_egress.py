@@ -161,6 +161,10 @@ def record_for(jail: Jail, destination: str, method: str = "egress/connect") -> 
 
 def test_allowed_destinations_get_out_and_nothing_else(jail: Jail, netns, local_http):
     local = local_http
+    abstract_name = f"mcpjail-egress-test-{os.getpid()}"
+    abstract = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    abstract.bind("\0" + abstract_name)
+    abstract.listen(8)
     attempts = [
         {"id": "allowed_name", "kind": "tcp", "host": "svc.test", "port": SVC_PORT},
         {"id": "allowed_wildcard", "kind": "tcp", "host": "www.svc.test", "port": SVC_PORT},
@@ -177,6 +181,7 @@ def test_allowed_destinations_get_out_and_nothing_else(jail: Jail, netns, local_
         {"id": "udp_pool", "kind": "udp", "host": "svc.test", "port": SVC_PORT},
         {"id": "ipv6_unlisted", "kind": "tcp", "host": "::1", "port": local},
         {"id": "dns_other", "kind": "dns", "host": "other.test"},
+        {"id": "abstract_socket", "kind": "abstract", "name": abstract_name},
     ]
     egress = [f"svc.test:{SVC_PORT}", f"*.svc.test:{SVC_PORT}", f"127.0.0.1:{local}", f"private.test:{SVC_PORT}",
               f"loop.test:{SVC_PORT}"]
@@ -199,6 +204,7 @@ def test_allowed_destinations_get_out_and_nothing_else(jail: Jail, netns, local_
     assert jailed["bypass_public"]["errno"] == "ECONNRESET" and jailed["bypass_private"]["errno"] == "ECONNRESET"
     assert jailed["udp_out"]["errno"] == "ECONNREFUSED" and jailed["udp_pool"]["errno"] == "ECONNREFUSED"
     assert jailed["ipv6_unlisted"]["errno"] == "ECONNRESET"
+    assert jailed["abstract_socket"]["errno"] == "ECONNREFUSED"  # the host's are per network namespace
 
     # The audit log has a record for each connection that reached the proxy.
     allowed = record_for(jail, f"svc.test:{SVC_PORT}")
@@ -222,8 +228,9 @@ def test_allowed_destinations_get_out_and_nothing_else(jail: Jail, netns, local_
 
     # Unjailed, the same probe gets through where the jail stopped it: the probe detects a breach.
     free = run_probe(jail, attempts, None, jailed=False)
-    for key in ("bypass_public", "bypass_private", "same_host_unlisted_port", "private_resolution"):
+    for key in ("bypass_public", "bypass_private", "same_host_unlisted_port", "private_resolution", "abstract_socket"):
         assert free[key]["ok"], (key, free[key])
+    abstract.close()
 
 
 def test_egress_works_the_same_for_an_ordinary_user(jail: Jail, netns):
