@@ -19,10 +19,13 @@ public struct MCPJail: AsyncParsableCommand {
               mcpjail logs time --verify           # the audit log, hash chain checked
               mcpjail token issue --key ci.key --sub alice   # a bearer token for the relay
               mcpjail idempotency list             # recorded write calls, for retries
+              mcpjail ps                           # the running sessions
+              mcpjail revoke git                   # stop a server now and for good
             """,
         version: version,
         subcommands: [
             Run.self, List.self, Check.self, Logs.self, ClientConfig.self, Doctor.self, Token.self, Idempotency.self,
+            Ps.self, Revoke.self,
         ]
     )
 

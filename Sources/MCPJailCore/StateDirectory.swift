@@ -25,6 +25,8 @@ public struct StateDirectory: Sendable, Equatable {
     public var auditLog: String { path + "/audit.jsonl" }
     /// The idempotency database (SQLite), shared by every `mcpjail run` of the user.
     public var idempotencyDatabase: String { path + "/idempotency.sqlite" }
+    /// One file per running `mcpjail run` (`mcpjail ps`).
+    public var sessions: String { path + "/sessions" }
     /// The directory of per-server stderr logs.
     public var serverLogs: String { path + "/logs" }
     /// The size-capped stderr log of one server.

@@ -105,6 +105,19 @@ public final class Session {
             logger: logger, clientInput: clientInput, clientOutput: clientOutput,
             serverInput: stdinPipe.write, serverOutput: stdoutPipe.read)
         let outputClosed = Latch()
+        // Revocation: removing or renaming the profile stops this session within a second.
+        let watch: ProfileWatch?
+        do {
+            watch = try ProfileWatch(path: profile.path, events: events)
+            watch?.start()
+        } catch {
+            watch = nil
+            logger.warning("cannot watch \(profile.path) for revocation: \(error)")
+        }
+        defer { watch?.stop() }
+        let registration = SessionRegistry(state: state).register(
+            session: sessionID, server: profile.name, profilePath: profile.path, profileDigest: profile.digest, serverPID: server.pid)
+        defer { registration?.remove() }
         // Start-up is over: let the code only it needed leave the resident set.
         _ = mcpjail_release_startup_pages()
         startThread("mcpjail-from-client") { relay.runClientToServer() }
@@ -113,7 +126,7 @@ public final class Session {
             outputClosed.open()
         }
 
-        let (status, timedOut) = supervise(server: server, relay: relay, events: events)
+        let (status, timedOut, revoked) = supervise(server: server, relay: relay, events: events)
 
         // The server is gone: kill what it left, deliver what it wrote, answer the rest.
         cgroup?.killAll()
@@ -129,17 +142,26 @@ public final class Session {
         stderrLog.waitUntilClosed(seconds: 1)
         let lost = audit.drain()
         if lost > 0 { logger.error("\(lost) audit records could not be written to \(state.auditLog)") }
+        if revoked {
+            logger.error("server \(profile.name) was revoked: its profile \(profile.path) was removed")
+            return Self.revokedStatus
+        }
         return status
     }
+
+    /// `mcpjail run`'s exit status when the profile was removed while it ran (EX_CONFIG).
+    public static let revokedStatus: Int32 = 78
 
     /// Waits for the server to exit, driving the shutdown sequence; returns the exit status
     /// for `mcpjail run` (the server's code, or 128 + signal).
     /// Also returns whether `[limits] wall_time` ended the session.
-    private func supervise(server: SpawnedServer, relay: Relay, events: EventPipe) -> (Int32, Bool) {
+    /// And whether the profile was revoked.
+    private func supervise(server: SpawnedServer, relay: Relay, events: EventPipe) -> (Int32, Bool, Bool) {
         enum Phase { case running, stdinClosed, terminated, killed }
         var phase = Phase.running
         var deadline: UInt64 = .max
         var timedOut = false
+        var revoked = false
         let wallDeadline: UInt64 = profile.limits.wallTime.map { limit in
             let (seconds, attoseconds) = limit.components
             return monotonicNanoseconds() + UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
@@ -156,7 +178,7 @@ public final class Session {
         }
 
         while true {
-            if let status = reap(server.pid) { return (status, timedOut) }
+            if let status = reap(server.pid) { return (status, timedOut, revoked) }
             let now = monotonicNanoseconds()
             let callDeadline = relay.expireCalls(now: now)
             if now >= wallDeadline, !timedOut {
@@ -194,6 +216,16 @@ public final class Session {
                 case .clientClosed: beginStop("the client closed the connection")
                 case .signal(SIGCHLD), .serverOutputClosed: break  // reaped at the top of the loop
                 case .signal(let number): beginStop("received signal \(number)")
+                case .profileChanged: relay.noteProfileChanged()
+                case .profileRevoked:
+                    guard !revoked else { break }
+                    revoked = true
+                    logger.debug("the profile was removed: revoking")
+                    relay.revoke()
+                    relay.closeServerInput()
+                    kill(-server.pid, SIGKILL)
+                    phase = .killed
+                    deadline = .max
                 }
             }
         }

@@ -52,7 +52,7 @@ struct RunHelpTests {
 
     @Test func root() {
         let help = MCPJail.helpMessage()
-        for command in ["run", "list", "check", "logs", "client-config", "token", "idempotency"] {
+        for command in ["run", "list", "check", "logs", "client-config", "token", "idempotency", "ps", "revoke"] {
             #expect(help.contains("  \(command)"), "root help does not list \(command)")
         }
         #expect(help.contains("Examples:"))
