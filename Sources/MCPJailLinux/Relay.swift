@@ -435,6 +435,10 @@ public final class Relay: @unchecked Sendable {
             {
                 outcome = .toolError
             }
+            if let review = policy.review, outcome == .ok, call.method == "initialize" || call.method == "server/discover" {
+                let result = (try? JSONParser.parse(line))?["result"]
+                review.observe(instructions: result?["instructions"]?.stringValue)
+            }
             var replacement: [UInt8]? = nil
             if outcome != .ok {
                 replacement = policy.sanitizer.sanitizeErrorReply(line)

@@ -52,7 +52,7 @@ struct ProfileShippedTests {
             "file_size =", "cpu_time =", "wall_time =", "enforce =", "[seccomp]", "allow =", "deny =", "[tools.",
             "call_timeout =", "[auth]", "required =", "keys =", "issuer =", "audience =", "clock_skew =", "rate =",
             "[resources]", "[prompts]", "[secrets]", "[audit]", "log_arguments =", "[tools]", "default =", "scope =",
-            "timeout =", "strict =", ".arguments]", "write =", "idempotency_fields =", "idempotency_ttl =",
+            "timeout =", "strict =", ".arguments]", "write =", "idempotency_fields =", "idempotency_ttl =", "block_suspicious =",
             "${PROFILE_DIR}",
         ] {
             #expect(text.contains(key), "REFERENCE.toml does not mention \(key)")

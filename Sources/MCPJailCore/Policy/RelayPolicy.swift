@@ -8,16 +8,20 @@ public struct RelayPolicy: Sendable {
     public let catalog: ToolCatalog
     public let exposure: ExposurePolicy
     public let sanitizer: ErrorSanitizer
+    /// Pinned tool definitions and injection checks (nil when neither applies).
+    public let review: ToolReview?
 
     /// `authenticate` is the auth check (nil when the profile does not require tokens);
     /// `secretValues` are the values of `[secrets]`, redacted from everything sent back.
     public init(
         profile: Profile, authenticate: (any RequestCheck)?, secretValues: [String],
-        compile: @escaping ToolCatalog.Compiler, rateLimiter: RateLimiter = RateLimiter()
+        compile: @escaping ToolCatalog.Compiler, rateLimiter: RateLimiter = RateLimiter(), toolPins: ToolPins? = nil
     ) {
         self.profile = profile
-        catalog = ToolCatalog(profile: profile, compile: compile)
-        exposure = ExposurePolicy(profile: profile)
+        let review = ToolReview(pins: toolPins, blockSuspicious: profile.blockSuspicious)
+        self.review = review.isActive ? review : nil
+        catalog = ToolCatalog(profile: profile, review: self.review, compile: compile)
+        exposure = ExposurePolicy(profile: profile, review: self.review)
         sanitizer = ErrorSanitizer(redactor: SecretRedactor(secrets: secretValues))
         var checks: [any RequestCheck] = [ToolCallShapeCheck()]
         if let authenticate { checks.append(authenticate) }

@@ -21,6 +21,8 @@ public struct Profile: Sendable, Equatable {
     public var tools: [String: ToolPolicy]
     /// `[tools] default`: unlisted tools are hidden (`deny`, the default) or open.
     public var toolDefault: ToolDefault
+    /// `[tools] block_suspicious`: withhold tools whose text carries injection markers.
+    public var blockSuspicious: Bool = false
     /// `[auth]`: per-call tokens (see ``Auth``).
     public var auth: Auth
     /// `[resources] allow`: resource URIs the model may list and read.

@@ -124,7 +124,7 @@ final class ProfileValidator {
         let filesystem = top.takeTable("filesystem", validator: self).map(filesystem) ?? Profile.Filesystem()
         let limits = top.takeTable("limits", validator: self).map(limits) ?? Profile.Limits()
         let seccomp = top.takeTable("seccomp", validator: self).map(seccomp) ?? Profile.Seccomp()
-        let (tools, toolDefault) = top.takeTable("tools", validator: self).map(self.tools) ?? ([:], .deny)
+        let (tools, toolDefault, blockSuspicious) = top.takeTable("tools", validator: self).map(self.tools) ?? ([:], .deny, false)
         let auth = top.takeTable("auth", validator: self).map(self.auth) ?? Profile.Auth()
         let resources = top.takeTable("resources", validator: self).map(exposure) ?? Profile.Exposure()
         let prompts = top.takeTable("prompts", validator: self).map(exposure) ?? Profile.Exposure()
@@ -135,10 +135,12 @@ final class ProfileValidator {
         for secret in secrets where server.env[secret.name] != nil {
             report(KeyPath(keys: ["secrets", secret.name]), "'\(secret.name)' is also set in server.env; set it in one place")
         }
-        return Profile(
+        var profile = Profile(
             name: "", path: file, digest: "", description: description, server: server,
             filesystem: filesystem, limits: limits, seccomp: seccomp, tools: tools, toolDefault: toolDefault,
             auth: auth, resources: resources, prompts: prompts, secrets: secrets, audit: audit)
+        profile.blockSuspicious = blockSuspicious
+        return profile
     }
 
     func server(_ table: TableReader) -> Profile.Server? {
@@ -624,11 +626,16 @@ struct TableReader {
 extension ProfileValidator {
     /// `[tools]`: `default = "deny" | "allow"` and one `[tools.NAME]` table per tool. A tool
     /// cannot be called `default`: that name is the table's own key.
-    func tools(_ table: TableReader) -> ([String: Profile.ToolPolicy], Profile.ToolDefault) {
+    func tools(_ table: TableReader) -> ([String: Profile.ToolPolicy], Profile.ToolDefault, Bool) {
+        var blockSuspicious = false
         var result: [String: Profile.ToolPolicy] = [:]
         var toolDefault = Profile.ToolDefault.deny
         for (name, node) in table.entries {
             let toolPath = table.path.appending(name)
+            if name == "block_suspicious" {
+                blockSuspicious = flag(node, at: toolPath) ?? false
+                continue
+            }
             if name == "default" {
                 if let text = string(node, at: toolPath) {
                     if let value = Profile.ToolDefault(rawValue: text) {
@@ -649,7 +656,7 @@ extension ProfileValidator {
             }
             result[name] = tool(TableReader(path: toolPath, entries: entries))
         }
-        return (result, toolDefault)
+        return (result, toolDefault, blockSuspicious)
     }
 
     func tool(_ table: TableReader) -> Profile.ToolPolicy {

@@ -71,6 +71,7 @@ extension Profile {
         lines.append("")
         lines.append("[tools]")
         lines.append("default = \(TOMLText.string(toolDefault.rawValue))  # \(toolDefault == .deny ? "unlisted tools are hidden and refused" : "unlisted tools are open")")
+        lines.append("block_suspicious = \(blockSuspicious)  # withhold tools whose text carries injection markers")
         for tool in tools.keys.sorted() {
             let policy = tools[tool]!
             lines.append("")
