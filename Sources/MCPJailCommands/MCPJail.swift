@@ -16,11 +16,12 @@ public struct MCPJail: AsyncParsableCommand {
               mcpjail run time                     # what an MCP client launches
               mcpjail client-config claude time    # the client config snippet for it
               mcpjail check time                   # the effective policy
+              mcpjail pin time                     # pin its command and code: time.lock
               mcpjail logs time --verify           # the audit log, hash chain checked
               mcpjail token issue --key ci.key --sub alice   # a bearer token for the relay
             """,
         version: version,
-        subcommands: [Run.self, List.self, Check.self, Logs.self, ClientConfig.self, Doctor.self, Token.self]
+        subcommands: [Run.self, List.self, Check.self, Pin.self, Logs.self, ClientConfig.self, Doctor.self, Token.self]
     )
 
     public init() {}

@@ -33,6 +33,7 @@ def user_home():
         f"command = {json.dumps(str(VENV_BIN / 'mcp-server-time'))}\n"
         'args = ["--local-timezone=UTC"]\n'
         'env = { TZ = "UTC" }\n'
+        "pinned = false\n"
         "[filesystem]\n"
         f"read_only = [\"/usr\", {json.dumps(str(VENV_BIN.parent))}]\n"
         # cgroup v1 hosts give ordinary users no cgroup: rlimits only, and said so.

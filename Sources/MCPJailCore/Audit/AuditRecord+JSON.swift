@@ -10,7 +10,8 @@
 /// (64 zeros for the first). Members after `prev`, in this order, nil ones omitted: `time`
 /// (UTC, microseconds), `server`, `profile_digest`, `session`, `request_id` (the JSON-RPC id's
 /// JSON text, as a string), `method`, `tool`, `arguments_digest`, `decision`, `decided_by`,
-/// `outcome`, `error_code`, `error_type`, `latency_us`, `bytes_in`, `bytes_out`.
+/// `outcome`, `error_code`, `error_type`, `latency_us`, `bytes_in`, `bytes_out`, `auth`,
+/// `subject`, `act`, `arguments`, `pinned` (whether the server was verified against its lock).
 public enum AuditLine {
     /// `prev` of the first record.
     public static let genesisHash = String(repeating: "0", count: 64)
@@ -122,6 +123,7 @@ extension AuditRecord {
         w.optionalField("subject", subject)
         if let actors { w.field("act", .array(actors.map { .string($0) })) }
         if let arguments { w.field("arguments", arguments) }
+        if let pinned { w.field("pinned", pinned) }
         return Array(w.finish().dropFirst())
     }
 
@@ -167,7 +169,8 @@ extension AuditRecord {
             latencyMicros: try integer("latency_us"), bytesIn: Int(try integer("bytes_in")),
             bytesOut: Int(try integer("bytes_out")), auth: try optionalString("auth"),
             subject: try optionalString("subject"),
-            actors: o["act"]?.arrayValue?.compactMap(\.stringValue), arguments: o["arguments"])
+            actors: o["act"]?.arrayValue?.compactMap(\.stringValue), arguments: o["arguments"],
+            pinned: o["pinned"]?.boolValue)
     }
 
     private static func bad(_ why: String) -> MCPJailError {

@@ -39,6 +39,9 @@ public struct AuditRecord: Sendable, Equatable {
     public var actors: [String]?
     /// The arguments themselves (secrets redacted), only with `[audit] log_arguments = true`.
     public var arguments: JSONValue?
+    /// Whether the session's server was verified against its pins (`NAME.lock`) before it
+    /// started; false for a profile with `[server] pinned = false`.
+    public var pinned: Bool?
 
     public enum Decision: String, Sendable, Equatable {
         case allow, deny
@@ -60,7 +63,8 @@ public struct AuditRecord: Sendable, Equatable {
         requestID: String?, method: String, tool: String? = nil, argumentsDigest: String? = nil,
         decision: Decision, decidedBy: String? = nil, outcome: Outcome, errorCode: Int? = nil,
         errorType: String? = nil, latencyMicros: Int64, bytesIn: Int, bytesOut: Int,
-        auth: String? = nil, subject: String? = nil, actors: [String]? = nil, arguments: JSONValue? = nil
+        auth: String? = nil, subject: String? = nil, actors: [String]? = nil, arguments: JSONValue? = nil,
+        pinned: Bool? = nil
     ) {
         self.time = time
         self.server = server
@@ -82,5 +86,6 @@ public struct AuditRecord: Sendable, Equatable {
         self.subject = subject
         self.actors = actors
         self.arguments = arguments
+        self.pinned = pinned
     }
 }
