@@ -70,13 +70,14 @@ public enum PinVerifier {
     ) throws(MCPJailError) -> (lock: PinLock, cache: PinCache, statistics: PinStatistics) {
         var scanner = TreeScanner(known: { _ in nil })
         defer { scanner.release() }
-        let (command, code) = try scan(
+        let (command, trees) = try scan(
             command: profile.server.command, code: profile.server.code, profileName: profile.name, scanner: &scanner,
-            open: hostOpen, place: "")
+            open: hostOpen, place: "", entries: true)
         var cache = PinCache()
         for file in scanner.files { cache.record(file.identity, digest: file.digest, now: now) }
+        let code = trees.map { PinLock.Code(path: $0.path, entries: $0.entries) }
         let lock = PinLock(command: PinLock.Command(path: profile.server.command, digest: command), code: code)
-        return (lock, cache, statistics(code, scanner))
+        return (lock, cache, statistics(scanner))
     }
 
     // MARK: mcpjail run
@@ -155,22 +156,36 @@ public enum PinVerifier {
         let known = check.known
         var scanner = TreeScanner(known: { known.digest(of: $0) })
         defer { scanner.release() }
-        let (command, code) = try scan(
+        let (command, trees) = try scan(
             command: check.summary.command.path, code: check.summary.code.map(\.path), profileName: check.profileName,
-            scanner: &scanner, open: open, place: place)
-        try compare(command: command, code: code, with: check, place: place)
-        var verified = PinCache()
-        verified.lock = check.summary
-        for file in scanner.files { verified.record(file.identity, digest: file.digest, now: now) }
-        let changed = scanner.hashedFiles > 0 || verified.count != known.count || known.lock != check.summary
-        return PinVerification(statistics: statistics(code, scanner), updatedCache: changed ? verified : nil)
+            scanner: &scanner, open: open, place: place, entries: false)
+        try compare(command: command, code: trees, with: check, open: open, place: place)
+        // Every file known by its identity, for the same lock: the cache stays as it is (it
+        // may hold files since removed; they cost nothing but bytes, and go at the next change).
+        let changed = scanner.hashedFiles > 0 || known.lock != check.summary
+        var verified: PinCache? = nil
+        if changed {
+            var cache = PinCache()
+            cache.lock = check.summary
+            for file in scanner.files { cache.record(file.identity, digest: file.digest, now: now) }
+            verified = cache
+        }
+        return PinVerification(statistics: statistics(scanner), updatedCache: verified)
+    }
+
+    /// One code path as scanned: its digest, how many entries and files, and (when asked
+    /// for) the entries themselves.
+    struct ScannedTree {
+        var path: String
+        var digest: String
+        var entries: [TreeEntry]
     }
 
     /// The command's digest and every code tree, through `open` (the host's or the jail's).
     private static func scan(
         command commandPath: String, code codePaths: [String], profileName: String, scanner: inout TreeScanner,
-        open: (String, Int32) -> Int32, place: String
-    ) throws(MCPJailError) -> (command: String, code: [PinLock.Code]) {
+        open: (String, Int32) -> Int32, place: String, entries: Bool
+    ) throws(MCPJailError) -> (command: String, code: [ScannedTree]) {
         func failure(_ path: String, _ message: String) -> MCPJailError {
             MCPJailError(.pinMismatch, "cannot verify the pins of '\(profileName)'\(place): \(path): \(message)")
         }
@@ -184,18 +199,29 @@ public enum PinVerifier {
         } catch {
             throw failure(commandPath, error.message)
         }
-        var code: [PinLock.Code] = []
+        var code: [ScannedTree] = []
         for path in codePaths {
-            let fd = open(path, flags)
-            guard fd >= 0 else { throw failure(path, TreeScanner.reason(errno)) }
-            defer { Glibc.close(fd) }
-            do {
-                code.append(PinLock.Code(path: path, entries: try scanner.scan(root: fd)))
-            } catch {
-                throw failure(PinDifference(path: error.path, expected: nil, found: nil).absolutePath(under: path), error.message)
-            }
+            code.append(try scanTree(path, profileName: profileName, scanner: &scanner, open: open, place: place, entries: entries))
         }
         return (command, code.sorted { TreeEntry.precedes($0.path, $1.path) })
+    }
+
+    private static func scanTree(
+        _ path: String, profileName: String, scanner: inout TreeScanner, open: (String, Int32) -> Int32, place: String,
+        entries: Bool
+    ) throws(MCPJailError) -> ScannedTree {
+        func failure(_ path: String, _ message: String) -> MCPJailError {
+            MCPJailError(.pinMismatch, "cannot verify the pins of '\(profileName)'\(place): \(path): \(message)")
+        }
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+        guard fd >= 0 else { throw failure(path, TreeScanner.reason(errno)) }
+        defer { Glibc.close(fd) }
+        do {
+            let (digest, list) = try scanner.scan(root: fd, entries: entries)
+            return ScannedTree(path: path, digest: digest, entries: list)
+        } catch {
+            throw failure(PinDifference(path: error.path, expected: nil, found: nil).absolutePath(under: path), error.message)
+        }
     }
 
     /// The lock must pin exactly the profile's command and code paths.
@@ -215,7 +241,9 @@ public enum PinVerifier {
     }
 
     /// The first difference from the lock, as the user's one line.
-    private static func compare(command: String, code: [PinLock.Code], with check: PinCheck, place: String) throws(MCPJailError) {
+    private static func compare(
+        command: String, code: [ScannedTree], with check: PinCheck, open: (String, Int32) -> Int32, place: String
+    ) throws(MCPJailError) {
         let lock = check.summary
         let name = check.profileName
         let hint = "review the change; if it is wanted, run `mcpjail pin \(name)` to pin the new version"
@@ -226,11 +254,17 @@ public enum PinVerifier {
                 hint: hint)
         }
         for (found, expected) in zip(code, lock.code) where found.digest != expected.digest {
-            // Only now are the lock's entries needed: to name the first differing file.
+            // Only now are the entries needed, the lock's and the tree's: to name the first
+            // differing file. (Read again: if it no longer differs, the tree changed meanwhile.)
             let entries = try PinLock.decode(check.lockBytes, file: check.lockPath).code
                 .first { TreeEntry.samePath($0.path, expected.path) }?.entries ?? []
-            let differences = TreeDigest.differences(expected: entries, found: found.entries)
-            guard let first = differences.first else { continue }
+            var scanner = TreeScanner(known: { check.known.digest(of: $0) })
+            defer { scanner.release() }
+            let again = try scanTree(expected.path, profileName: name, scanner: &scanner, open: open, place: place, entries: true)
+            let differences = TreeDigest.differences(expected: entries, found: again.entries)
+            guard let first = differences.first else {
+                throw MCPJailError(.pinMismatch, "refusing to start '\(name)': its pinned code changed while it was verified\(place): \(expected.path)", hint: hint)
+            }
             let more = differences.count > 1 ? " (and \(differences.count - 1) more difference\(differences.count > 2 ? "s" : ""))" : ""
             throw MCPJailError(
                 .pinMismatch,
@@ -244,10 +278,9 @@ public enum PinVerifier {
         String(digest.prefix(7 + 12)) + "…"
     }
 
-    private static func statistics(_ code: [PinLock.Code], _ scanner: TreeScanner) -> PinStatistics {
+    private static func statistics(_ scanner: TreeScanner) -> PinStatistics {
         PinStatistics(
-            entries: code.reduce(0) { $0 + $1.entries.count },
-            files: code.reduce(0) { total, tree in total + tree.entries.count(where: { $0.value.hasPrefix("f ") }) },
+            entries: scanner.entryCount, files: scanner.files.count - 1,
             hashedFiles: scanner.hashedFiles, hashedBytes: scanner.hashedBytes)
     }
 

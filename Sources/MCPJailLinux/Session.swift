@@ -250,10 +250,12 @@ public final class Session {
     /// The lock of a pinned profile, read and checked before anything starts (its files are
     /// verified in the jail, by the spawner, once the jail's mounts are complete).
     private func preparePins() throws(MCPJailError) -> PinCheck? {
+        let started = monotonicNanoseconds()
         guard let check = try PinVerifier.prepare(profile, state: state) else {
             logger.notice("profile \(profile.name) is unpinned ([server] pinned = false): its code is not verified")
             return nil
         }
+        logger.debug("lock of \(profile.name) read and checked in \((monotonicNanoseconds() - started) / 1000) µs")
         return check
     }
 

@@ -71,6 +71,28 @@ struct PinVerifierTests {
         #expect(lock.command.path == tree.command)
     }
 
+    @Test("the walk writes its manifest in byte order of the paths, with no sort of the whole tree")
+    func manifestOrder() throws {
+        let tree = try Tree()
+        // Names that sort before "." at the top, between "a" and "a/..." ('-' < '/'), after
+        // it ('0' > '/'), hidden ones, and non-ASCII.
+        for name in ["-x", "a/inner", "a-b", "a0", ".hidden", "caf\u{E9}/x", "cafe\u{301}", "b", " space"] {
+            try tree.write("srv/" + name, "x")
+        }
+        try FileManager.default.createDirectory(atPath: tree.code + "/a/deeper/-y", withIntermediateDirectories: true)
+        var scanner = TreeScanner(known: { _ in nil })
+        defer { scanner.release() }
+        let fd = open(tree.code, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        defer { close(fd) }
+        let (digest, entries) = try scanner.scan(root: fd, entries: true)
+        #expect(entries == TreeDigest.sorted(entries), "\(entries.map(\.path))")
+        #expect(digest == TreeDigest.of(TreeDigest.sorted(entries)))
+        #expect(entries.first?.path == " space")
+        #expect(entries.map(\.path).contains("a-b") && entries.map(\.path).contains("a/deeper/-y"))
+        let (again, none) = try scanner.scan(root: fd, entries: false)
+        #expect(again == digest && none.isEmpty)
+    }
+
     @Test("symlinks are pinned by their target, never followed")
     func symlinksByTarget() throws {
         let tree = try Tree()

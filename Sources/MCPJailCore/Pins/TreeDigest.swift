@@ -9,7 +9,8 @@ import Crypto
 /// paths, kinds, modes, contents and link targets. Owners, timestamps and extended
 /// attributes are not part of it (they differ between machines that hold the same code).
 public enum TreeDigest {
-    static let domain: [UInt8] = Array("mcpjail-tree-v1".utf8) + [0]
+    /// What the hashed bytes start with (the version of this definition).
+    public static let domain: [UInt8] = Array("mcpjail-tree-v1".utf8) + [0]
 
     /// The digest of `entries`, which must be sorted (``sorted(_:)``).
     public static func of(_ entries: [TreeEntry]) -> String {
