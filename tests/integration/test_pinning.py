@@ -4,8 +4,9 @@ the jail sees, refusing on any difference with the first differing file named.
 
 The servers: mcp-server-time from the project's venv (its package directory pinned), and
 the fixture server copied into a directory of the test's own (so that a test can change a
-byte of it). The swap tests use a debug-build hook (MCPJAIL_DEBUG_PIN_HOOK) that runs a
-program between the host check and the jail's check, to swap a file in exactly that window.
+byte of it). The swap tests use a debug-build hook (MCPJAIL_DEBUG_PIN_HOOK): a program
+mcpjail runs once the jail's file system is complete (the code already bound into it) and
+before the check, to swap a file after the jail was built from it.
 """
 
 from __future__ import annotations
@@ -170,6 +171,22 @@ def test_every_kind_of_change_is_refused(jail: Jail, change: str):
         assert "is for another version of profile 'pinned'" in stderr and "mcpjail pin pinned" in stderr
 
 
+def test_the_check_sees_what_the_jail_sees(jail: Jail):
+    """A tmpfs the profile mounts over part of the code hides those files from the server:
+    the check, made on the jail's own view, finds them missing."""
+    code = pinned_fixture(jail)
+    (code / "lib").mkdir()
+    (code / "lib" / "helper.py").write_text("HELPER = 1\n")
+    jail.pin("pinned")
+    profile = jail.profiles / "pinned.toml"
+    profile.write_text(profile.read_text() + f"\n[filesystem.tmpfs]\n{json.dumps(str(code / 'lib'))} = \"1M\"\n")
+    status, stderr, replies = run_session(jail, "pinned")
+    assert_started_nothing(jail, "pinned", status, stderr, replies)
+    # The tmpfs's own mode first, then the file it hides.
+    assert f"its pinned code changed in the jail: {code / 'lib'}: expected directory mode " in stderr, stderr
+    assert "found directory mode 1777 (and 1 more difference)" in stderr, stderr
+
+
 def test_a_profile_without_a_lock_refuses_with_a_hint(jail: Jail):
     pinned_fixture(jail)
     status, stderr, replies = run_session(jail, "pinned")
@@ -238,7 +255,7 @@ def test_pin_twice_is_byte_identical(jail: Jail):
 # -- the swap race ---------------------------------------------------------------------------
 def swap_hook(jail: Jail, target: Path, contents: bytes) -> Path:
     """A program that renames `contents` over `target`: run by mcpjail (debug build) after
-    the host check and before the jail's mounts and check."""
+    the jail's mounts and before its check."""
     replacement = target.with_name(target.name + ".swap")
     replacement.write_bytes(contents)
     replacement.chmod(stat.S_IMODE(target.stat().st_mode))
@@ -250,7 +267,7 @@ def swap_hook(jail: Jail, target: Path, contents: bytes) -> Path:
     return marker
 
 
-def test_a_file_swapped_after_the_host_check_is_caught_by_the_jails_check(jail: Jail):
+def test_a_file_swapped_after_the_jail_was_built_is_caught_by_the_check(jail: Jail):
     code = pinned_fixture(jail)
     jail.pin("pinned")
     target = code / "fixture_server.py"
