@@ -40,6 +40,28 @@ struct Check: AsyncParsableCommand {
             + "# your supplementary groups (only root can): files your groups may read stay readable if bound\n"
     }
 
+    /// Whether `run` will find the pins it needs, as a comment. (The files themselves are
+    /// verified by `run`, and by `mcpjail pin NAME --check`.)
+    static func pinNote(_ profile: Profile) -> String {
+        let path = PinLock.path(forProfileAt: profile.path, name: profile.name)
+        let data = FileManager.default.contents(atPath: path)
+        guard profile.server.pinned else {
+            let ignored = data == nil ? "" : " (\(profile.name).lock exists and is ignored)"
+            return "# pins: NOT VERIFIED: [server] pinned = false\(ignored)\n"
+        }
+        guard let data else {
+            return "# pins: no \(profile.name).lock: `mcpjail run \(profile.name)` refuses to start until `mcpjail pin \(profile.name)`\n"
+        }
+        do {
+            let lock = try PinLock.decode([UInt8](data), file: path)
+            let entries = lock.code.reduce(0) { $0 + $1.entries.count }
+            let paths = "\(lock.code.count) code path\(lock.code.count == 1 ? "" : "s")"
+            return "# pins: \(path) (format \(PinLock.format)): the command and \(paths) (\(entries) entries), verified by run before exec\n"
+        } catch {
+            return "# pins: \(error.message): `mcpjail run \(profile.name)` refuses to start\n"
+        }
+    }
+
     func run() async throws {
         try output(store: profileOptions.store()).emit()
     }
@@ -48,7 +70,8 @@ struct Check: AsyncParsableCommand {
         do {
             let profile = try store.load(name)
             if json { return ProfileCommandOutput(stdout: profile.effectiveJSON() + "\n") }
-            return ProfileCommandOutput(stdout: profile.effectiveTOML() + Self.identityNote(isRoot: isRoot, uid: uid))
+            return ProfileCommandOutput(
+                stdout: profile.effectiveTOML() + Self.identityNote(isRoot: isRoot, uid: uid) + Self.pinNote(profile))
         } catch let error as ProfileError {
             var result = ProfileCommandOutput.failure(error)
             if json {

@@ -20,6 +20,12 @@ public struct MCPJailError: Error, Sendable, Equatable, CustomStringConvertible 
         /// The idempotency database cannot be used (corrupted, locked, unwritable).
         public static let idempotencyStore = Code(rawValue: "idempotency_store")
         public static let internalError = Code(rawValue: "internal")
+        /// A pinned profile without a usable lock (`mcpjail pin NAME` writes one).
+        public static let notPinned = Code(rawValue: "not_pinned")
+        /// A lock that cannot be read: another format, unknown keys, a hand edit.
+        public static let invalidLock = Code(rawValue: "invalid_lock")
+        /// The server's command or code differs from its pins.
+        public static let pinMismatch = Code(rawValue: "pin_mismatch")
     }
 
     public var code: Code

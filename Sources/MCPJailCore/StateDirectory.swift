@@ -31,4 +31,8 @@ public struct StateDirectory: Sendable, Equatable {
     public var serverLogs: String { path + "/logs" }
     /// The size-capped stderr log of one server.
     public func serverLog(_ name: String) -> String { serverLogs + "/" + name + ".stderr.log" }
+    /// The directory of pin caches (digests of pinned files by inode and times).
+    public var pinCaches: String { path + "/pins-cache" }
+    /// The pin cache of one profile (see ``PinCache``).
+    public func pinCache(_ name: String) -> String { pinCaches + "/" + name + ".bin" }
 }

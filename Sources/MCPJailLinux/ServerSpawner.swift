@@ -23,18 +23,33 @@ public struct ChildRestrictions: Sendable {
     public var rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)]
     /// A compiled seccomp-BPF program, installed last; empty for none.
     public var seccompProgram: [UInt8]
+    /// For a pinned profile: its lock, against which the files are verified as the jail
+    /// sees them, after its last mount and before the server's exec.
+    public var pins: PinCheck?
 
-    public init(cgroupProcsFDs: [Int32] = [], rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)] = [], seccompProgram: [UInt8] = []) {
+    public init(
+        cgroupProcsFDs: [Int32] = [], rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)] = [],
+        seccompProgram: [UInt8] = [], pins: PinCheck? = nil
+    ) {
         self.cgroupProcsFDs = cgroupProcsFDs
         self.rlimits = rlimits
         self.seccompProgram = seccompProgram
+        self.pins = pins
     }
 }
 
 /// A started server: its pid, which is also its process group and session id.
-public struct SpawnedServer: Sendable, Equatable {
+public struct SpawnedServer: Sendable {
     public var pid: pid_t
-    public init(pid: pid_t) { self.pid = pid }
+    /// For a pinned profile: the check of its files in the jail, and how long it took (µs).
+    public var pinVerification: PinVerification?
+    public var pinCheckMicros: UInt64
+
+    public init(pid: pid_t, pinVerification: PinVerification? = nil, pinCheckMicros: UInt64 = 0) {
+        self.pid = pid
+        self.pinVerification = pinVerification
+        self.pinCheckMicros = pinCheckMicros
+    }
 }
 
 /// The seam between the session and how a server is started: ``JailSpawner`` in `run`;
@@ -76,6 +91,7 @@ public struct SpawnFailure: Sendable, Equatable {
         case Int(MCPJAIL_STAGE_HOSTNAME.rawValue): "hostname"
         case Int(MCPJAIL_STAGE_LOOPBACK.rawValue): "loopback"
         case Int(MCPJAIL_STAGE_INIT_FORK.rawValue): "starting the jail's init"
+        case Int(MCPJAIL_STAGE_INSPECT.rawValue): "handing the jail's root to mcpjail for the pin check"
         default: "stage \(stage)"
         }
     }

@@ -38,6 +38,8 @@ public final class Session {
         let sessionID = UUID().uuidString.lowercased()
         let context = SessionContext(profile: profile, sessionID: sessionID)
         try createStateDirectories()
+        // A pinned profile needs a lock that pins its command and code.
+        let pins = try preparePins()
         let auditLog: AuditLog
         do {
             auditLog = try AuditLog(path: state.auditLog)
@@ -77,7 +79,8 @@ public final class Session {
         if !stale.isEmpty { logger.notice("removed \(stale.count) cgroups left by sessions that were killed") }
         let cgroup = try SessionCgroup.create(for: profile, session: sessionID, plan: cgroupPlan)
         if let missing = cgroup?.plan.missingDescription { logger.warning("limits not enforced (best-effort): \(missing)") }
-        let restrictions = ChildRestrictions(cgroupProcsFDs: cgroup?.procsFDs ?? [], rlimits: rlimits, seccompProgram: seccomp.program)
+        let restrictions = ChildRestrictions(
+            cgroupProcsFDs: cgroup?.procsFDs ?? [], rlimits: rlimits, seccompProgram: seccomp.program, pins: pins)
 
         let server: SpawnedServer
         do {
@@ -93,6 +96,7 @@ public final class Session {
         FD.close(stdoutPipe.write)
         FD.close(stderrPipe.write)
         logger.debug("session \(sessionID): server \(profile.name) started as pid \(server.pid)")
+        recordPinCheck(server)
 
         let stderrLog = StderrLog(
             source: stderrPipe.read, path: state.serverLog(profile.name),
@@ -283,6 +287,28 @@ public final class Session {
             guard let text = try? String(contentsOfFile: "/proc/self/task/\(task)/children", encoding: .utf8) else { return [] }
             return text.split(separator: " ").compactMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         }
+    }
+
+    /// The lock of a pinned profile, read and checked before anything starts (its files are
+    /// verified in the jail, by the spawner, once the jail's mounts are complete).
+    private func preparePins() throws(MCPJailError) -> PinCheck? {
+        let started = monotonicNanoseconds()
+        guard let check = try PinVerifier.prepare(profile, state: state) else {
+            logger.notice("profile \(profile.name) is unpinned ([server] pinned = false): its code is not verified")
+            return nil
+        }
+        logger.debug("lock of \(profile.name) read and checked in \((monotonicNanoseconds() - started) / 1000) µs")
+        return check
+    }
+
+    /// After a pinned start: keeps the updated pin cache (a cache that cannot be written
+    /// only costs re-hashing next time).
+    private func recordPinCheck(_ server: SpawnedServer) {
+        guard let verification = server.pinVerification else { return }
+        let statistics = verification.statistics
+        logger.debug(
+            "pins of \(profile.name) verified in the jail in \(server.pinCheckMicros) µs: \(statistics.entries) entries, \(statistics.hashedFiles) files (\(statistics.hashedBytes) bytes) hashed")
+        if let cache = verification.updatedCache { try? cache.save(path: state.pinCache(profile.name)) }
     }
 
     private func createStateDirectories() throws(MCPJailError) {

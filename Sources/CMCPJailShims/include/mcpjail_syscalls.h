@@ -36,4 +36,10 @@ int mcpjail_lower_thread_priority(int nice);
 /// Returns the number of bytes advised.
 long mcpjail_release_startup_pages(void);
 
+/// openat2(dirfd, path, {flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS}): opens `path` as
+/// if `dirfd` were the root directory, so that absolute symlinks and ".." stay inside it
+/// (how mcpjail reads the files of a jail from outside it). Linux 5.6+; -1/errno otherwise.
+/// openat2 has no glibc wrapper.
+int mcpjail_openat_in_root(int dirfd, const char *path, int flags);
+
 #endif

@@ -43,6 +43,9 @@ public struct AuditRecord: Sendable, Equatable {
     /// call), `replayed` (stored result returned, server not contacted), or the refusal.
     public var idempotencyKey: String?
     public var idempotency: String?
+    /// Whether the session's server was verified against its pins (`NAME.lock`) before it
+    /// started; false for a profile with `[server] pinned = false`.
+    public var pinned: Bool?
 
     public enum Decision: String, Sendable, Equatable {
         case allow, deny
@@ -65,7 +68,8 @@ public struct AuditRecord: Sendable, Equatable {
         decision: Decision, decidedBy: String? = nil, outcome: Outcome, errorCode: Int? = nil,
         errorType: String? = nil, latencyMicros: Int64, bytesIn: Int, bytesOut: Int,
         auth: String? = nil, subject: String? = nil, actors: [String]? = nil, arguments: JSONValue? = nil,
-        idempotencyKey: String? = nil, idempotency: String? = nil
+        idempotencyKey: String? = nil, idempotency: String? = nil,
+        pinned: Bool? = nil
     ) {
         self.time = time
         self.server = server
@@ -89,5 +93,6 @@ public struct AuditRecord: Sendable, Equatable {
         self.arguments = arguments
         self.idempotencyKey = idempotencyKey
         self.idempotency = idempotency
+        self.pinned = pinned
     }
 }

@@ -132,6 +132,7 @@ final class ProfileValidator {
         let audit = top.takeTable("audit", validator: self).map(self.audit) ?? Profile.AuditSettings()
         top.finish(self)
         guard let server else { return nil }
+        checkCodeIsReadOnly(server: server, filesystem: filesystem)
         for secret in secrets where server.env[secret.name] != nil {
             report(KeyPath(keys: ["secrets", secret.name]), "'\(secret.name)' is also set in server.env; set it in one place")
         }
@@ -166,9 +167,34 @@ final class ProfileValidator {
         let stopPath = table.path.appending("stop_timeout")
         let stopTimeout = table.take("stop_timeout").flatMap { duration($0, at: stopPath, max: .seconds(24 * 3600)) }
             ?? .seconds(2)
+        let codePath = table.path.appending("code")
+        let code = table.take("code").flatMap { pathArray($0, at: codePath) } ?? []
+        let pinnedPath = table.path.appending("pinned")
+        let pinned = table.take("pinned").flatMap { flag($0, at: pinnedPath) } ?? true
         table.finish(self)
         guard let command else { return nil }
-        return Profile.Server(command: command, args: args, env: env, workdir: workdir, stopTimeout: stopTimeout)
+        return Profile.Server(
+            command: command, args: args, env: env, workdir: workdir, stopTimeout: stopTimeout, code: code, pinned: pinned)
+    }
+
+    /// Pinned code must stay read-only in the jail: no `code` path may lie inside a
+    /// `read_write` path, nor hold one (the server could change what was verified, and its
+    /// own writes would break the pins).
+    func checkCodeIsReadOnly(server: Profile.Server, filesystem: Profile.Filesystem) {
+        func inside(_ path: String, _ parent: String) -> Bool {
+            path == parent || parent == "/" || path.hasPrefix(parent + "/")
+        }
+        for (index, code) in server.code.enumerated() {
+            for writable in filesystem.readWrite {
+                if inside(code, writable) {
+                    report(KeyPath(keys: ["server", "code"]).appending(index: index),
+                        "'\(code)' is inside filesystem.read_write '\(writable)': pinned code must be read-only in the jail")
+                } else if inside(writable, code) {
+                    report(KeyPath(keys: ["server", "code"]).appending(index: index),
+                        "'\(code)' holds filesystem.read_write '\(writable)': pinned code must be read-only in the jail")
+                }
+            }
+        }
     }
 
     func filesystem(_ table: TableReader) -> Profile.Filesystem {
