@@ -22,11 +22,12 @@ public struct MCPJail: AsyncParsableCommand {
               mcpjail idempotency list             # recorded write calls, for retries
               mcpjail ps                           # the running sessions
               mcpjail revoke git                   # stop a server now and for good
+              mcpjail diff git                     # its tools against the reviewed ones
             """,
         version: version,
         subcommands: [
             Run.self, List.self, Check.self, Pin.self, Logs.self, ClientConfig.self, Doctor.self, Token.self,
-            Idempotency.self, Ps.self, Revoke.self,
+            Idempotency.self, Ps.self, Revoke.self, Diff.self, Approve.self,
         ]
     )
 

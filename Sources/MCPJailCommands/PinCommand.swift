@@ -22,6 +22,8 @@ struct Pin: ParsableCommand {
             file. A profile without a lock does not run unless it says
             pinned = false in [server].
 
+            It then starts the server jailed, lists its tools and writes NAME.tools.lock:             each tool's reviewed definition (name, description, schemas, annotations), the             server's instructions and serverInfo. The relay withholds a tool whose definition             changes later (`mcpjail diff` shows how, `mcpjail approve` accepts it). Texts that             look like prompt injections are listed as findings. --no-tools skips this step.
+
             Examples:
               mcpjail pin time                        # write time.lock beside time.toml
               mcpjail pin time --check                # verify against time.lock; write nothing
@@ -32,6 +34,9 @@ struct Pin: ParsableCommand {
 
     @Flag(help: "Verify the files against the existing lock (hashing everything) instead of writing it; exit 1 on a difference.")
     var check = false
+
+    @Flag(help: "Pin the files only; do not start the server to pin its tool definitions.")
+    var noTools = false
 
     @Argument(help: ArgumentHelp("The profile to pin: NAME.toml in the profile directory.", valueName: "name"))
     var name: String
@@ -79,7 +84,35 @@ struct Pin: ParsableCommand {
         }
         // The first run starts warm; a state directory that cannot be written only costs hashing then.
         if let state { try? cache.save(path: state.pinCache(profile.name)) }
+        if profile.server.pinned, !noTools, let state {
+            let tools = try ToolListing.observe(profile: profile, state: state)
+            lines += try Self.writeToolLock(tools, for: profile)
+        }
         return ProfileCommandOutput(stdout: lines.joined(separator: "\n") + "\n")
+    }
+
+    /// Writes NAME.tools.lock; the lines report it and any injection findings.
+    static func writeToolLock(_ lock: ToolLock, for profile: Profile) throws(MCPJailError) -> [String] {
+        let path = ToolLock.path(forProfileAt: profile.path, name: profile.name)
+        let previous = FileManager.default.contents(atPath: path).map { [UInt8]($0) }
+        let bytes = lock.encoded()
+        var lines: [String] = []
+        if previous == bytes {
+            lines.append("\(path): unchanged (\(lock.tools.count) tools)")
+        } else {
+            do {
+                try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
+            } catch {
+                throw MCPJailError(.io, "cannot write \(path): \(error.localizedDescription)")
+            }
+            lines.append("\(path): \(previous == nil ? "written" : "updated") (\(lock.tools.count) tools: \(lock.tools.keys.sorted().joined(separator: ", ")))")
+        }
+        for name in lock.tools.keys.sorted() {
+            for finding in InjectionScanner.scan(tool: lock.tools[name]!) {
+                lines.append("  warning: tool \(name): \(finding)")
+            }
+        }
+        return lines
     }
 
     private func verify(_ profile: Profile) throws(MCPJailError) -> ProfileCommandOutput {

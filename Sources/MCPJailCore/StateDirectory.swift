@@ -35,4 +35,8 @@ public struct StateDirectory: Sendable, Equatable {
     public var pinCaches: String { path + "/pins-cache" }
     /// The pin cache of one profile (see ``PinCache``).
     public func pinCache(_ name: String) -> String { pinCaches + "/" + name + ".bin" }
+    /// The tool definitions the last session of NAME saw (a ``ToolLock``), for `mcpjail
+    /// pin`, `diff` and `approve`.
+    public var toolsSeenDirectory: String { path + "/tools-seen" }
+    public func toolsSeen(_ name: String) -> String { toolsSeenDirectory + "/" + name + ".json" }
 }

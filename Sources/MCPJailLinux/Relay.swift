@@ -435,9 +435,10 @@ public final class Relay: @unchecked Sendable {
             {
                 outcome = .toolError
             }
-            if let review = policy.review, outcome == .ok, call.method == "initialize" || call.method == "server/discover" {
+            if outcome == .ok, call.method == "initialize" || call.method == "server/discover" {
                 let result = (try? JSONParser.parse(line))?["result"]
-                review.observe(instructions: result?["instructions"]?.stringValue)
+                let serverInfo = result?["serverInfo"] ?? result?["_meta"]?["io.modelcontextprotocol/serverInfo"]
+                policy.review.observe(instructions: result?["instructions"]?.stringValue, serverInfo: serverInfo)
             }
             var replacement: [UInt8]? = nil
             if outcome != .ok {

@@ -144,6 +144,7 @@ public final class Session {
             if !left.isEmpty { logger.error("could not remove cgroups: \(left.joined(separator: ", "))") }
         }
         stderrLog.waitUntilClosed(seconds: 1)
+        recordToolsSeen(policy.review)
         let lost = audit.drain()
         if lost > 0 { logger.error("\(lost) audit records could not be written to \(state.auditLog)") }
         if revoked {
@@ -151,6 +152,19 @@ public final class Session {
             return Self.revokedStatus
         }
         return status
+    }
+
+    /// Keeps what the server offered this session (state/tools-seen/NAME.json) for `mcpjail
+    /// pin`, `diff` and `approve`.
+    private func recordToolsSeen(_ review: ToolReview) {
+        guard let seen = review.observed else { return }
+        let path = state.toolsSeen(profile.name)
+        try? FileManager.default.createDirectory(
+            atPath: state.toolsSeenDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let temporary = path + ".\(getpid()).tmp"
+        if FileManager.default.createFile(atPath: temporary, contents: Data(seen.encoded()), attributes: [.posixPermissions: 0o600]) {
+            if rename(temporary, path) != 0 { unlink(temporary) }
+        }
     }
 
     /// `mcpjail run`'s exit status when the profile was removed while it ran (EX_CONFIG).

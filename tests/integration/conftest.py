@@ -205,9 +205,11 @@ class Jail:
             [str(MCPJAIL), *args], env=self.env(), capture_output=True, text=True, timeout=timeout
         )
 
-    def pin(self, name: str, *args: str) -> subprocess.CompletedProcess:
-        """`mcpjail pin NAME` for a profile of this test; fails the test if it fails."""
-        done = self.mcpjail("pin", name, "--profiles", str(self.profiles), *args)
+    def pin(self, name: str, *args: str, tools: bool = False) -> subprocess.CompletedProcess:
+        """`mcpjail pin NAME` for a profile of this test; fails the test if it fails. The
+        files only (`--no-tools`: no server run) unless `tools` asks for the tool pins too."""
+        extra = () if tools else ("--no-tools",)
+        done = self.mcpjail("pin", name, "--profiles", str(self.profiles), *extra, *args)
         assert done.returncode == 0, f"mcpjail pin {name}: {done.stdout}{done.stderr}"
         return done
 

@@ -131,4 +131,5 @@ def test_an_ordinary_user_pins_and_runs_a_pinned_server(user_home: Path):
     proc.stdin.close()
     assert proc.wait(timeout=30) == 0
     audit = user_home / ".local" / "state" / "mcpjail" / "audit.jsonl"
-    assert [json.loads(l)["pinned"] for l in audit.read_text().splitlines()] == [True]
+    # pin's own jailed review run (initialize, tools/list) is audited too, then the session
+    assert [json.loads(l)["pinned"] for l in audit.read_text().splitlines()] == [True, True, True]

@@ -8,8 +8,8 @@ public struct RelayPolicy: Sendable {
     public let catalog: ToolCatalog
     public let exposure: ExposurePolicy
     public let sanitizer: ErrorSanitizer
-    /// Pinned tool definitions and injection checks (nil when neither applies).
-    public let review: ToolReview?
+    /// Pinned tool definitions and injection checks; also records what the server offers.
+    public let review: ToolReview
 
     /// `authenticate` is the auth check (nil when the profile does not require tokens);
     /// `secretValues` are the values of `[secrets]`, redacted from everything sent back.
@@ -18,10 +18,9 @@ public struct RelayPolicy: Sendable {
         compile: @escaping ToolCatalog.Compiler, rateLimiter: RateLimiter = RateLimiter(), toolPins: ToolPins? = nil
     ) {
         self.profile = profile
-        let review = ToolReview(pins: toolPins, blockSuspicious: profile.blockSuspicious)
-        self.review = review.isActive ? review : nil
-        catalog = ToolCatalog(profile: profile, review: self.review, compile: compile)
-        exposure = ExposurePolicy(profile: profile, review: self.review)
+        review = ToolReview(pins: toolPins, blockSuspicious: profile.blockSuspicious)
+        catalog = ToolCatalog(profile: profile, review: review, compile: compile)
+        exposure = ExposurePolicy(profile: profile, review: review)
         sanitizer = ErrorSanitizer(redactor: SecretRedactor(secrets: secretValues))
         var checks: [any RequestCheck] = [ToolCallShapeCheck()]
         if let authenticate { checks.append(authenticate) }

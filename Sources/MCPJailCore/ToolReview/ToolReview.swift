@@ -30,6 +30,7 @@ public final class ToolReview: @unchecked Sendable {  // `state` only under `loc
     private let lock = NSLock()
     private var instructionsChanged = false
     private var seenInstructions: String??
+    private var seenServerInfo: JSONValue?
     private var seenTools: [String: JSONValue] = [:]
 
     /// `pins` nil: tool definitions are not pinned (only `block_suspicious` applies).
@@ -40,11 +41,13 @@ public final class ToolReview: @unchecked Sendable {  // `state` only under `loc
 
     public var isActive: Bool { pins != nil || blockSuspicious }
 
-    /// The server's `instructions` from its `initialize` (or `server/discover`) result.
-    public func observe(instructions: String?) {
+    /// The server's `instructions` and `serverInfo` from its `initialize` (or
+    /// `server/discover`) result.
+    public func observe(instructions: String?, serverInfo: JSONValue?) {
         lock.lock()
         defer { lock.unlock() }
         seenInstructions = .some(instructions)
+        seenServerInfo = serverInfo
         if let pins, ToolFingerprint.digest(ofInstructions: instructions) != pins.instructions {
             instructionsChanged = true
         }
@@ -74,11 +77,14 @@ public final class ToolReview: @unchecked Sendable {  // `state` only under `loc
         return .reviewed
     }
 
-    /// What the relay has seen this session, for `mcpjail diff`: tool definitions by name
-    /// and the instructions (outer nil: not seen).
-    public var observed: (tools: [String: JSONValue], instructions: String??) {
+    /// What the relay has seen this session, as a tool lock (for `pin`, `diff`, `approve`);
+    /// nil when no tool list passed.
+    public var observed: ToolLock? {
         lock.lock()
         defer { lock.unlock() }
-        return (seenTools, seenInstructions)
+        guard !seenTools.isEmpty || seenInstructions != nil else { return nil }
+        return ToolLock(
+            tools: seenTools, instructions: ToolFingerprint.digest(ofInstructions: seenInstructions ?? nil),
+            serverInfo: seenServerInfo)
     }
 }
