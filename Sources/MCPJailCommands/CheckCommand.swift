@@ -62,6 +62,26 @@ struct Check: AsyncParsableCommand {
         }
     }
 
+    /// Whether tool definitions are pinned, and the injection findings in the pinned texts.
+    static func toolPinNote(_ profile: Profile) -> String {
+        let path = ToolLock.path(forProfileAt: profile.path, name: profile.name)
+        let lock: ToolLock?
+        do {
+            lock = try ToolLock.load(forProfileAt: profile.path, name: profile.name)
+        } catch {
+            return "# tool pins: \(error.message): `mcpjail run \(profile.name)` refuses to start\n"
+        }
+        guard let lock else {
+            return "# tool pins: none (no \(profile.name).tools.lock): tool definitions are not checked; `mcpjail pin \(profile.name)` records them\n"
+        }
+        guard profile.server.pinned else { return "# tool pins: NOT CHECKED: [server] pinned = false (\(path) is ignored)\n" }
+        var text = "# tool pins: \(path): \(lock.tools.count) tools; a new or changed tool is withheld until `mcpjail approve \(profile.name)`\n"
+        for name in lock.tools.keys.sorted() {
+            for finding in InjectionScanner.scan(tool: lock.tools[name]!) { text += "# finding: tool \(name): \(finding)\n" }
+        }
+        return text
+    }
+
     func run() async throws {
         try output(store: profileOptions.store()).emit()
     }
@@ -71,7 +91,8 @@ struct Check: AsyncParsableCommand {
             let profile = try store.load(name)
             if json { return ProfileCommandOutput(stdout: profile.effectiveJSON() + "\n") }
             return ProfileCommandOutput(
-                stdout: profile.effectiveTOML() + Self.identityNote(isRoot: isRoot, uid: uid) + Self.pinNote(profile))
+                stdout: profile.effectiveTOML() + Self.identityNote(isRoot: isRoot, uid: uid) + Self.pinNote(profile)
+                    + Self.toolPinNote(profile))
         } catch let error as ProfileError {
             var result = ProfileCommandOutput.failure(error)
             if json {

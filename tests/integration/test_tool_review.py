@@ -25,6 +25,9 @@ def test_a_changed_description_is_withheld_then_diffed_and_approved(jail: Jail):
     lock = json.loads((jail.profiles / "pinned.tools.lock").read_text())
     assert lock["tools"]["echo"]["description"] == "Return the text unchanged."
     assert lock["server_info"]["name"] == "mcpjail-fixture"
+    check = jail.mcpjail("check", "pinned", "--profiles", str(jail.profiles))
+    assert "# tool pins: " in check.stdout and "# finding: tool sneaky_add: description: model_directive" in check.stdout
+    assert "invisible_character" in check.stdout
     again = jail.pin("pinned", tools=True)
     assert "pinned.tools.lock: unchanged" in again.stdout  # deterministic
 
