@@ -304,6 +304,7 @@ def main() -> int:
         f"command = {json.dumps(str(PY))}\n"
         f"args = [{json.dumps(str(ECHO))}]\n"
         'env = { PATH = "/usr/bin:/bin" }\n'
+        "pinned = false\n"  # bench measures the relay; pins are measured on their own below
         "[filesystem]\n"
         f"read_only = [\"/usr\", {json.dumps(str(VENV))}, {json.dumps(str(ROOT / 'bench'))}]\n"
         # The full relay policy: the tool allow-list and strict schema validation of every call.

@@ -4,7 +4,8 @@
 //
 // Order (nsjail's containProc, bubblewrap's setup_newroot):
 //   wait for the parent (id maps, cgroup) -> identity -> private mounts -> new tmpfs root
-//   -> the profile's mounts -> pivot_root -> root read-only -> hostname, loopback
+//   -> the profile's mounts -> pivot_root -> root read-only -> [the parent inspects the
+//      jail's root: pins] -> hostname, loopback
 //   -> pid 1 init: fork the server (mcpjail_spawn_child: caps, no_new_privs, seccomp, exec)
 //      and reap, forwarding signals, until the server exits.
 #define _GNU_SOURCE
@@ -403,7 +404,52 @@ static void run_init(const struct mcpjail_jail_config *config, int error_fd) {
     }
 }
 
-static void jail_child(const struct mcpjail_jail_config *config, int release_fd, int error_fd) {
+/// Sends the jail's root directory to the parent over `inspect_fd` (SCM_RIGHTS) and waits
+/// for one byte back: the parent verifies the files the server will see, from outside, with
+/// nothing of the server running yet. Returns 0 to go on; the parent closing the socket
+/// (verification failed, or it died) ends the child quietly.
+static int hand_root_for_inspection(int inspect_fd) {
+    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) return -1;
+    char byte = 'r';
+    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    union {
+        char buffer[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr message;
+    memset(&message, 0, sizeof(message));
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.buffer;
+    message.msg_controllen = sizeof(control.buffer);
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(header), &root, sizeof(int));
+    ssize_t sent;
+    do {
+        sent = sendmsg(inspect_fd, &message, MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    int saved = errno;
+    close(root);
+    if (sent != 1) {
+        errno = sent < 0 ? saved : EPIPE;
+        return -1;
+    }
+    char go = 0;
+    ssize_t got;
+    do {
+        got = read(inspect_fd, &go, 1);
+    } while (got < 0 && errno == EINTR);
+    if (got != 1) _exit(127);  // the parent refused (or died): nothing to report to
+    close(inspect_fd);
+    return 0;
+}
+
+static void jail_child(const struct mcpjail_jail_config *config, int release_fd, int error_fd, int inspect_fd) {
     // Die with mcpjail. (getppid() is 0 here: the parent is outside the pid namespace;
     // the release pipe tells whether it is still there.)
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_PDEATHSIG);
@@ -451,6 +497,7 @@ static void jail_child(const struct mcpjail_jail_config *config, int release_fd,
         mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_PIVOT_ROOT);
     if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0)
         mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_PIVOT_ROOT);
+    if (inspect_fd >= 0 && hand_root_for_inspection(inspect_fd) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_INSPECT);
 
     if (sethostname(config->hostname, strlen(config->hostname)) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_HOSTNAME);
     if (bring_up_loopback() != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_LOOPBACK);
@@ -461,15 +508,25 @@ static void jail_child(const struct mcpjail_jail_config *config, int release_fd,
 }
 
 int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int *release_fd, int *error_fd,
-                       struct mcpjail_spawn_result *result) {
+                       int *inspect_fd, struct mcpjail_spawn_result *result) {
     result->pid = -1;
     result->stage = MCPJAIL_STAGE_NONE;
     result->error = 0;
-    int release_pipe[2], error_pipe[2];
+    *inspect_fd = -1;
+    int release_pipe[2], error_pipe[2], inspect_pair[2] = { -1, -1 };
     if (pipe2(release_pipe, O_CLOEXEC) != 0) goto fail;
     if (pipe2(error_pipe, O_CLOEXEC) != 0) {
         close(release_pipe[0]);
         close(release_pipe[1]);
+        goto fail;
+    }
+    if (config->inspect && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, inspect_pair) != 0) {
+        int saved = errno;
+        close(release_pipe[0]);
+        close(release_pipe[1]);
+        close(error_pipe[0]);
+        close(error_pipe[1]);
+        errno = saved;
         goto fail;
     }
     long child = syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC |
@@ -480,6 +537,10 @@ int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int
         close(release_pipe[1]);
         close(error_pipe[0]);
         close(error_pipe[1]);
+        if (inspect_pair[0] >= 0) {
+            close(inspect_pair[0]);
+            close(inspect_pair[1]);
+        }
         errno = saved;
         result->stage = MCPJAIL_STAGE_CLONE;
         result->error = errno;
@@ -488,19 +549,92 @@ int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int
     if (child == 0) {
         close(release_pipe[1]);
         close(error_pipe[0]);
-        jail_child(config, release_pipe[0], error_pipe[1]);
+        if (inspect_pair[0] >= 0) close(inspect_pair[0]);
+        jail_child(config, release_pipe[0], error_pipe[1], inspect_pair[1]);
         _exit(127);
     }
     close(release_pipe[0]);
     close(error_pipe[1]);
+    if (inspect_pair[1] >= 0) close(inspect_pair[1]);
     *pid = (pid_t)child;
     *release_fd = release_pipe[1];
     *error_fd = error_pipe[0];
+    *inspect_fd = inspect_pair[0];
     return 0;
 fail:
     result->stage = MCPJAIL_STAGE_CLONE;
     result->error = errno;
     return -1;
+}
+
+/// Kills and reaps the jail's first process and records why it failed: its (stage, errno)
+/// report when `got` bytes of one were read, else `fallback_error` at waiting for the parent.
+static void reap_failed(pid_t pid, const int message[2], ssize_t got, int fallback_error,
+                        struct mcpjail_spawn_result *result) {
+    kill(pid, SIGKILL);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (got == (ssize_t)(2 * sizeof(int))) {
+        result->stage = message[0];
+        result->error = message[1];
+    } else {
+        result->stage = MCPJAIL_STAGE_WAIT_FOR_PARENT;
+        result->error = fallback_error;
+    }
+}
+
+int mcpjail_jail_release_for_inspection(pid_t pid, int release_fd, int error_fd, int inspect_fd, int *root_fd,
+                                        struct mcpjail_spawn_result *result) {
+    result->pid = -1;
+    result->stage = MCPJAIL_STAGE_NONE;
+    result->error = 0;
+    *root_fd = -1;
+    ssize_t sent;
+    do {
+        sent = write(release_fd, "1", 1);
+    } while (sent < 0 && errno == EINTR);
+    close(release_fd);
+
+    char byte = 0;
+    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    union {
+        char buffer[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr message;
+    memset(&message, 0, sizeof(message));
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.buffer;
+    message.msg_controllen = sizeof(control.buffer);
+    ssize_t got = -1;
+    if (sent == 1) {
+        do {
+            got = recvmsg(inspect_fd, &message, MSG_CMSG_CLOEXEC);
+        } while (got < 0 && errno == EINTR);
+    }
+    struct cmsghdr *header = got == 1 ? CMSG_FIRSTHDR(&message) : NULL;
+    if (header != NULL && header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS &&
+        header->cmsg_len == CMSG_LEN(sizeof(int))) {
+        memcpy(root_fd, CMSG_DATA(header), sizeof(int));
+        return 0;
+    }
+    // No root: the child failed before (its report is on the error pipe) or died.
+    int saved = got < 0 ? errno : EPIPE;
+    close(inspect_fd);
+    int report[2] = { 0, 0 };
+    ssize_t reported;
+    do {
+        reported = read(error_fd, report, sizeof(report));
+    } while (reported < 0 && errno == EINTR);
+    close(error_fd);
+    reap_failed(pid, report, reported, saved, result);
+    return -1;
+}
+
+int mcpjail_jail_continue(pid_t pid, int inspect_fd, int error_fd, struct mcpjail_spawn_result *result) {
+    return mcpjail_jail_release(pid, inspect_fd, error_fd, result);
 }
 
 int mcpjail_jail_release(pid_t pid, int release_fd, int error_fd, struct mcpjail_spawn_result *result) {
@@ -523,15 +657,6 @@ int mcpjail_jail_release(pid_t pid, int release_fd, int error_fd, struct mcpjail
         result->pid = pid;
         return 0;
     }
-    kill(pid, SIGKILL);
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    if (got == (ssize_t)sizeof(message)) {
-        result->stage = message[0];
-        result->error = message[1];
-    } else {
-        result->stage = MCPJAIL_STAGE_WAIT_FOR_PARENT;
-        result->error = got < 0 ? errno : EPIPE;
-    }
+    reap_failed(pid, message, got, got < 0 ? errno : EPIPE, result);
     return -1;
 }

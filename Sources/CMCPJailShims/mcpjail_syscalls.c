@@ -14,7 +14,29 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef RESOLVE_NO_MAGICLINKS
+#define RESOLVE_NO_MAGICLINKS 0x02
+#define RESOLVE_IN_ROOT 0x10
+#endif
+
+int mcpjail_openat_in_root(int dirfd, const char *path, int flags) {
+    struct {
+        uint64_t flags;
+        uint64_t mode;
+        uint64_t resolve;
+    } how = { (uint64_t)(unsigned)flags, 0, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+    long fd;
+    do {
+        fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+    } while (fd < 0 && errno == EINTR);
+    return (int)fd;
+}
 
 static int signal_pipe_fd = -1;
 

@@ -40,6 +40,48 @@ struct Check: AsyncParsableCommand {
             + "# your supplementary groups (only root can): files your groups may read stay readable if bound\n"
     }
 
+    /// Whether `run` will find the pins it needs, as a comment. (The files themselves are
+    /// verified by `run`, and by `mcpjail pin NAME --check`.)
+    static func pinNote(_ profile: Profile) -> String {
+        let path = PinLock.path(forProfileAt: profile.path, name: profile.name)
+        let data = FileManager.default.contents(atPath: path)
+        guard profile.server.pinned else {
+            let ignored = data == nil ? "" : " (\(profile.name).lock exists and is ignored)"
+            return "# pins: NOT VERIFIED: [server] pinned = false\(ignored)\n"
+        }
+        guard let data else {
+            return "# pins: no \(profile.name).lock: `mcpjail run \(profile.name)` refuses to start until `mcpjail pin \(profile.name)`\n"
+        }
+        do {
+            let lock = try PinLock.decode([UInt8](data), file: path)
+            let entries = lock.code.reduce(0) { $0 + $1.entries.count }
+            let paths = "\(lock.code.count) code path\(lock.code.count == 1 ? "" : "s")"
+            return "# pins: \(path) (format \(PinLock.format)): the command and \(paths) (\(entries) entries), verified by run before exec\n"
+        } catch {
+            return "# pins: \(error.message): `mcpjail run \(profile.name)` refuses to start\n"
+        }
+    }
+
+    /// Whether tool definitions are pinned, and the injection findings in the pinned texts.
+    static func toolPinNote(_ profile: Profile) -> String {
+        let path = ToolLock.path(forProfileAt: profile.path, name: profile.name)
+        let lock: ToolLock?
+        do {
+            lock = try ToolLock.load(forProfileAt: profile.path, name: profile.name)
+        } catch {
+            return "# tool pins: \(error.message): `mcpjail run \(profile.name)` refuses to start\n"
+        }
+        guard let lock else {
+            return "# tool pins: none (no \(profile.name).tools.lock): tool definitions are not checked; `mcpjail pin \(profile.name)` records them\n"
+        }
+        guard profile.server.pinned else { return "# tool pins: NOT CHECKED: [server] pinned = false (\(path) is ignored)\n" }
+        var text = "# tool pins: \(path): \(lock.tools.count) tools; a new or changed tool is withheld until `mcpjail approve \(profile.name)`\n"
+        for name in lock.tools.keys.sorted() {
+            for finding in InjectionScanner.scan(tool: lock.tools[name]!) { text += "# finding: tool \(name): \(finding)\n" }
+        }
+        return text
+    }
+
     func run() async throws {
         try output(store: profileOptions.store()).emit()
     }
@@ -48,7 +90,9 @@ struct Check: AsyncParsableCommand {
         do {
             let profile = try store.load(name)
             if json { return ProfileCommandOutput(stdout: profile.effectiveJSON() + "\n") }
-            return ProfileCommandOutput(stdout: profile.effectiveTOML() + Self.identityNote(isRoot: isRoot, uid: uid))
+            return ProfileCommandOutput(
+                stdout: profile.effectiveTOML() + Self.identityNote(isRoot: isRoot, uid: uid) + Self.pinNote(profile)
+                    + Self.toolPinNote(profile))
         } catch let error as ProfileError {
             var result = ProfileCommandOutput.failure(error)
             if json {

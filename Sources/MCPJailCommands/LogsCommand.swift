@@ -212,7 +212,7 @@ struct Logs: AsyncParsableCommand {
         latency: String
     ) -> String {
         pad(time, 24) + " " + pad(server, 16) + " " + pad(method, 16) + " " + pad(tool, 24) + " "
-            + pad(decision, 8) + " " + pad(outcome, 20) + " " + padLeft(latency, 9)
+            + pad(decision, 18) + " " + pad(outcome, 28) + " " + padLeft(latency, 9)
     }
 
     static func formatLatency(_ micros: Int64) -> String {

@@ -16,13 +16,18 @@ public struct MCPJail: AsyncParsableCommand {
               mcpjail run time                     # what an MCP client launches
               mcpjail client-config claude time    # the client config snippet for it
               mcpjail check time                   # the effective policy
+              mcpjail pin time                     # pin its command and code: time.lock
               mcpjail logs time --verify           # the audit log, hash chain checked
               mcpjail token issue --key ci.key --sub alice   # a bearer token for the relay
               mcpjail idempotency list             # recorded write calls, for retries
+              mcpjail ps                           # the running sessions
+              mcpjail revoke git                   # stop a server now and for good
+              mcpjail diff git                     # its tools against the reviewed ones
             """,
         version: version,
         subcommands: [
-            Run.self, List.self, Check.self, Logs.self, ClientConfig.self, Doctor.self, Token.self, Idempotency.self,
+            Run.self, List.self, Check.self, Pin.self, Logs.self, ClientConfig.self, Doctor.self, Token.self,
+            Idempotency.self, Ps.self, Revoke.self, Diff.self, Approve.self,
         ]
     )
 

@@ -20,6 +20,12 @@ public struct MCPJailError: Error, Sendable, Equatable, CustomStringConvertible 
         /// The idempotency database cannot be used (corrupted, locked, unwritable).
         public static let idempotencyStore = Code(rawValue: "idempotency_store")
         public static let internalError = Code(rawValue: "internal")
+        /// A pinned profile without a usable lock (`mcpjail pin NAME` writes one).
+        public static let notPinned = Code(rawValue: "not_pinned")
+        /// A lock that cannot be read: another format, unknown keys, a hand edit.
+        public static let invalidLock = Code(rawValue: "invalid_lock")
+        /// The server's command or code differs from its pins.
+        public static let pinMismatch = Code(rawValue: "pin_mismatch")
     }
 
     public var code: Code
@@ -70,6 +76,8 @@ public struct SafeError: Sendable, Equatable {
         public static let timeout = Kind(rawValue: "timeout")
         /// A write whose server answered with a JSON-RPC error, as its stored result replays it.
         public static let serverError = Kind(rawValue: "server_error")
+        /// The server's profile was removed while it ran (revocation).
+        public static let serverRevoked = Kind(rawValue: "server_revoked")
     }
 
     public var kind: Kind

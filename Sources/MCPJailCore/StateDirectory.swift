@@ -25,8 +25,18 @@ public struct StateDirectory: Sendable, Equatable {
     public var auditLog: String { path + "/audit.jsonl" }
     /// The idempotency database (SQLite), shared by every `mcpjail run` of the user.
     public var idempotencyDatabase: String { path + "/idempotency.sqlite" }
+    /// One file per running `mcpjail run` (`mcpjail ps`).
+    public var sessions: String { path + "/sessions" }
     /// The directory of per-server stderr logs.
     public var serverLogs: String { path + "/logs" }
     /// The size-capped stderr log of one server.
     public func serverLog(_ name: String) -> String { serverLogs + "/" + name + ".stderr.log" }
+    /// The directory of pin caches (digests of pinned files by inode and times).
+    public var pinCaches: String { path + "/pins-cache" }
+    /// The pin cache of one profile (see ``PinCache``).
+    public func pinCache(_ name: String) -> String { pinCaches + "/" + name + ".bin" }
+    /// The tool definitions the last session of NAME saw (a ``ToolLock``), for `mcpjail
+    /// pin`, `diff` and `approve`.
+    public var toolsSeenDirectory: String { path + "/tools-seen" }
+    public func toolsSeen(_ name: String) -> String { toolsSeenDirectory + "/" + name + ".json" }
 }

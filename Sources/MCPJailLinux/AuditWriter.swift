@@ -105,6 +105,7 @@ public final class AuditWriter: @unchecked Sendable {
             record.profileDigest = context.profile.digest
             record.session = context.sessionID
             record.auth = context.profile.auth.required ? "required" : "off"
+            record.pinned = context.profile.server.pinned
             if case .digest(let digest) = entry.arguments { record.argumentsDigest = digest }
             return record
         }

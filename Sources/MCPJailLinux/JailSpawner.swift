@@ -71,6 +71,14 @@ public struct JailPlan: Sendable, Equatable {
             bound.contains { path == $0 || path.hasPrefix($0 == "/" ? "/" : $0 + "/") }
         }
 
+        // The server's code (pinned, so never writable), if the profile did not bind it.
+        for path in profile.server.code where !covered(path) {
+            guard let type = kind(path) else {
+                throw MCPJailError(.invalidProfile, "profile \(profile.path): server.code: \(path) does not exist")
+            }
+            mounts.append(.bind(source: path, target: path, writable: false, isDirectory: type == S_IFDIR))
+            bound.append(path)
+        }
         // The server's command, if the profile did not bind it (or what its links lead to).
         let resolvedCommand = realpath(profile.server.command, nil).map { pointer -> String in
             defer { free(pointer) }
@@ -210,6 +218,7 @@ public struct JailSpawner: ServerSpawner {
         var pid: pid_t = -1
         var releaseFD: Int32 = -1
         var errorFD: Int32 = -1
+        var inspectFD: Int32 = -1
         var result = mcpjail_spawn_result()
         let cloned: Int32 = CStringArray(argv).withPointers { argvPointers in
             CStringArray(envp).withPointers { envPointers in
@@ -232,12 +241,13 @@ public struct JailSpawner: ServerSpawner {
                             config.uid = plan.uid
                             config.gid = plan.gid
                             config.switch_identity = plan.switchIdentity ? 1 : 0
+                            config.inspect = restrictions.pins == nil ? 0 : 1
                             config.egress = mcpjail_egress_config(
                                 channel_fd: restrictions.egress?.jailChannel ?? -1,
                                 sockets: egressSocketList.baseAddress, socket_count: Int32(egressSocketList.count),
                                 ipv6: restrictions.egress?.ipv6 == true ? 1 : 0)
                             // The forked child works on a copy of this memory: the pointers stay valid there.
-                            return mcpjail_jail_clone(&config, &pid, &releaseFD, &errorFD, &result)
+                            return mcpjail_jail_clone(&config, &pid, &releaseFD, &errorFD, &inspectFD, &result)
                           }
                         }
                     }
@@ -253,15 +263,69 @@ public struct JailSpawner: ServerSpawner {
         } catch {
             FD.close(releaseFD)
             FD.close(errorFD)
-            kill(pid, SIGKILL)
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
+            if inspectFD >= 0 { FD.close(inspectFD) }
+            Self.reap(pid)
             throw error
+        }
+        if let pins = restrictions.pins {
+            let started = monotonicNanoseconds()
+            let verification = try verifyInJail(
+                pid: pid, pins: pins, profile: profile, releaseFD: releaseFD, errorFD: errorFD, inspectFD: inspectFD)
+            let micros = (monotonicNanoseconds() - started) / 1000
+            guard mcpjail_jail_continue(pid, inspectFD, errorFD, &result) == 0 else {
+                throw SpawnFailure(stage: Int(result.stage), errno: result.error).error(command: profile.server.command, workdir: profile.server.workdir)
+            }
+            return SpawnedServer(pid: pid, pinVerification: verification, pinCheckMicros: micros)
         }
         guard mcpjail_jail_release(pid, releaseFD, errorFD, &result) == 0 else {
             throw SpawnFailure(stage: Int(result.stage), errno: result.error).error(command: profile.server.command, workdir: profile.server.workdir)
         }
         return SpawnedServer(pid: pid)
+    }
+
+    /// Lets the jail build its file system, then verifies the pins on exactly what the
+    /// server will see: through an fd of the jail's root, with every mount in place and
+    /// nothing of the server started. On a difference the jail is killed before its exec.
+    private func verifyInJail(
+        pid: pid_t, pins: PinCheck, profile: Profile, releaseFD: Int32, errorFD: Int32, inspectFD: Int32
+    ) throws(MCPJailError) -> PinVerification {
+        var result = mcpjail_spawn_result()
+        var root: Int32 = -1
+        guard mcpjail_jail_release_for_inspection(pid, releaseFD, errorFD, inspectFD, &root, &result) == 0 else {
+            throw SpawnFailure(stage: Int(result.stage), errno: result.error).error(command: profile.server.command, workdir: profile.server.workdir)
+        }
+        defer { FD.close(root) }
+        #if DEBUG
+            Self.runDebugPinHook(profileName: profile.name)
+        #endif
+        do {
+            return try PinVerifier.verify(pins, inJailRoot: root)
+        } catch {
+            FD.close(inspectFD)
+            FD.close(errorFD)
+            Self.reap(pid)
+            throw error
+        }
+    }
+
+    #if DEBUG
+        /// Tests only (debug builds): `$MCPJAIL_DEBUG_PIN_HOOK`, a program run (and waited
+        /// for) once the jail's file system is complete and before its pin check, so that a
+        /// test can swap files in exactly that window.
+        private static func runDebugPinHook(profileName: String) {
+            guard let hook = ProcessInfo.processInfo.environment["MCPJAIL_DEBUG_PIN_HOOK"], !hook.isEmpty else { return }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: hook)
+            process.arguments = [profileName]
+            try? process.run()
+            process.waitUntilExit()
+        }
+    #endif
+
+    private static func reap(_ pid: pid_t) {
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     }
 
     /// The ids are mapped 1:1; an ordinary user must deny setgroups before writing gid_map.

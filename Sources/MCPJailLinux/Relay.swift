@@ -36,6 +36,12 @@ public final class Relay: @unchecked Sendable {
     /// Client thread only: the current line was answered with `.flushFirst`.
     private var awaitingFlush = false
     private let internalRequests = Atomic<Int>(0)
+    /// The profile was removed: every request is refused from now on.
+    private let revoked = Atomic<Bool>(false)
+    private let profileChangeNoted = Atomic<Bool>(false)
+
+    static let revokedError = SafeError(
+        .serverRevoked, "this server was revoked (its profile was removed); it no longer takes calls", retryable: false)
 
     /// Arguments larger than this are digested on the relay thread instead of copied for
     /// the audit thread, so a huge argument is never held twice.
@@ -117,6 +123,12 @@ public final class Relay: @unchecked Sendable {
     ) -> LineReader.Disposition {
         let toolName = method == "tools/call" ? scanned.member("name", in: "params").flatMap { scanned.string($0, in: line) } : nil
         let request = InspectedRequest(method: method, id: id, toolName: toolName, scanned: scanned, line: line)
+        if revoked.load(ordering: .acquiring) {
+            refuse(
+                PendingCall(id: id, method: method, tool: toolName, arguments: .none, arrived: arrived, time: wallClockSeconds(), bytesIn: line.count + 1),
+                id: id, Refusal(Self.revokedError, decidedBy: "revocation", protocolCode: JSONRPCErrorCode.serverUnavailable))
+            return .consume
+        }
         var loadFailure: String? = nil
         if let toolName, policy.profile.policy(forTool: toolName) != nil, policy.catalog.needsLoad {
             // The relay's own tools/list must reach the server after what the client sent
@@ -423,6 +435,11 @@ public final class Relay: @unchecked Sendable {
             {
                 outcome = .toolError
             }
+            if outcome == .ok, call.method == "initialize" || call.method == "server/discover" {
+                let result = (try? JSONParser.parse(line))?["result"]
+                let serverInfo = result?["serverInfo"] ?? result?["_meta"]?["io.modelcontextprotocol/serverInfo"]
+                policy.review.observe(instructions: result?["instructions"]?.stringValue, serverInfo: serverInfo)
+            }
             var replacement: [UInt8]? = nil
             if outcome != .ok {
                 replacement = policy.sanitizer.sanitizeErrorReply(line)
@@ -500,14 +517,36 @@ public final class Relay: @unchecked Sendable {
     /// Answers every request still waiting for the server and audits it as `no_response`:
     /// `server_unavailable` (retryable) when the server exited, `limit_exceeded` (not
     /// retryable, naming the limit) when a resource limit ended it. Called once it is gone.
+    /// The profile is gone: refuses what comes next and answers what is in flight with
+    /// `server_revoked` (not retryable). The supervisor then tears the jail down.
+    public func revoke() {
+        revoked.store(true, ordering: .releasing)
+        failInFlight(error: Self.revokedError, decidedBy: "revocation")
+    }
+
+    /// Records, once per session, that the profile file changed while it ran: the session
+    /// keeps the policy it started with (the new one applies at the next start).
+    public func noteProfileChanged() {
+        guard !profileChangeNoted.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let call = PendingCall(id: nil, method: "mcpjail/profile_changed", tool: nil, arguments: .none, arrived: monotonicNanoseconds(), time: wallClockSeconds(), bytesIn: 0)
+        audit.enqueue(call.completed(
+            outcome: .ok, decision: .allow, decidedBy: "session: keeps the policy it started with", errorCode: nil, errorType: nil,
+            finished: call.arrived, bytesOut: 0))
+        logger.notice("profile \(context.profile.path) changed; this session keeps the policy it started with")
+    }
+
     public func failInFlight(limit: String? = nil) {
+        let error =
+            limit.map { SafeError(.limitExceeded, "the server was stopped: its \($0) limit was reached", retryable: false) }
+            ?? SafeError(.serverUnavailable, "the server exited before answering", retryable: true)
+        failInFlight(error: error, decidedBy: limit.map { "limits.\($0)" })
+    }
+
+    private func failInFlight(error: SafeError, decidedBy: String?) {
         let calls = pending.withLock { table -> [PendingCall] in
             defer { table.removeAll() }
             return table.values.sorted { $0.arrived < $1.arrived }
         }
-        let error =
-            limit.map { SafeError(.limitExceeded, "the server was stopped: its \($0) limit was reached", retryable: false) }
-            ?? SafeError(.serverUnavailable, "the server exited before answering", retryable: true)
         for call in calls {
             guard let id = call.id else { continue }
             if case .catalogPage = call.role {
@@ -520,7 +559,7 @@ public final class Relay: @unchecked Sendable {
                 : Replies.error(id: id, code: JSONRPCErrorCode.serverUnavailable, error)
             sendToClient(reply)
             audit.enqueue(call.completed(
-                outcome: .noResponse, decision: .allow, decidedBy: limit.map { "limits.\($0)" }, errorCode: nil,
+                outcome: .noResponse, decision: .allow, decidedBy: decidedBy, errorCode: nil,
                 errorType: error.kind.rawValue, finished: monotonicNanoseconds(), bytesOut: reply.count))
         }
     }

@@ -23,24 +23,36 @@ public struct ChildRestrictions: Sendable {
     public var rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)]
     /// A compiled seccomp-BPF program, installed last; empty for none.
     public var seccompProgram: [UInt8]
+    /// For a pinned profile: its lock, against which the files are verified as the jail
+    /// sees them, after its last mount and before the server's exec.
+    public var pins: PinCheck?
     /// The egress sockets the jail makes and hands over; nil: no network but loopback.
     public var egress: EgressBridge?
 
     public init(
-        cgroupProcsFDs: [Int32] = [], rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)] = [], seccompProgram: [UInt8] = [],
-        egress: EgressBridge? = nil
+        cgroupProcsFDs: [Int32] = [], rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)] = [],
+        seccompProgram: [UInt8] = [], pins: PinCheck? = nil, egress: EgressBridge? = nil
     ) {
         self.cgroupProcsFDs = cgroupProcsFDs
         self.rlimits = rlimits
         self.seccompProgram = seccompProgram
+        self.pins = pins
         self.egress = egress
     }
 }
 
 /// A started server: its pid, which is also its process group and session id.
-public struct SpawnedServer: Sendable, Equatable {
+public struct SpawnedServer: Sendable {
     public var pid: pid_t
-    public init(pid: pid_t) { self.pid = pid }
+    /// For a pinned profile: the check of its files in the jail, and how long it took (µs).
+    public var pinVerification: PinVerification?
+    public var pinCheckMicros: UInt64
+
+    public init(pid: pid_t, pinVerification: PinVerification? = nil, pinCheckMicros: UInt64 = 0) {
+        self.pid = pid
+        self.pinVerification = pinVerification
+        self.pinCheckMicros = pinCheckMicros
+    }
 }
 
 /// The seam between the session and how a server is started: ``JailSpawner`` in `run`;
@@ -82,6 +94,7 @@ public struct SpawnFailure: Sendable, Equatable {
         case Int(MCPJAIL_STAGE_HOSTNAME.rawValue): "hostname"
         case Int(MCPJAIL_STAGE_LOOPBACK.rawValue): "loopback"
         case Int(MCPJAIL_STAGE_INIT_FORK.rawValue): "starting the jail's init"
+        case Int(MCPJAIL_STAGE_INSPECT.rawValue): "handing the jail's root to mcpjail for the pin check"
         case Int(MCPJAIL_STAGE_EGRESS_ROUTES.rawValue): "making every address local to the jail (egress routes)"
         case Int(MCPJAIL_STAGE_EGRESS_SOCKET.rawValue): "creating the egress sockets"
         case Int(MCPJAIL_STAGE_EGRESS_HANDOFF.rawValue): "handing the egress sockets to mcpjail"

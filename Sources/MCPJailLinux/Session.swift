@@ -38,6 +38,8 @@ public final class Session {
         let sessionID = UUID().uuidString.lowercased()
         let context = SessionContext(profile: profile, sessionID: sessionID)
         try createStateDirectories()
+        // A pinned profile needs a lock that pins its command and code.
+        let pins = try preparePins()
         let auditLog: AuditLog
         do {
             auditLog = try AuditLog(path: state.auditLog)
@@ -86,7 +88,8 @@ public final class Session {
             throw error
         }
         let restrictions = ChildRestrictions(
-            cgroupProcsFDs: cgroup?.procsFDs ?? [], rlimits: rlimits, seccompProgram: seccomp.program, egress: bridge)
+            cgroupProcsFDs: cgroup?.procsFDs ?? [], rlimits: rlimits, seccompProgram: seccomp.program, pins: pins,
+            egress: bridge)
 
         let server: SpawnedServer
         let egressSockets: [(EgressBridge.Socket, Int32)]
@@ -113,6 +116,7 @@ public final class Session {
         FD.close(stdoutPipe.write)
         FD.close(stderrPipe.write)
         logger.debug("session \(sessionID): server \(profile.name) started as pid \(server.pid)")
+        recordPinCheck(server)
 
         let stderrLog = StderrLog(
             source: stderrPipe.read, path: state.serverLog(profile.name),
@@ -135,6 +139,19 @@ public final class Session {
             logger: logger, clientInput: clientInput, clientOutput: clientOutput,
             serverInput: stdinPipe.write, serverOutput: stdoutPipe.read)
         let outputClosed = Latch()
+        // Revocation: removing or renaming the profile stops this session within a second.
+        let watch: ProfileWatch?
+        do {
+            watch = try ProfileWatch(path: profile.path, events: events)
+            watch?.start()
+        } catch {
+            watch = nil
+            logger.warning("cannot watch \(profile.path) for revocation: \(error)")
+        }
+        defer { watch?.stop() }
+        let registration = SessionRegistry(state: state).register(
+            session: sessionID, server: profile.name, profilePath: profile.path, profileDigest: profile.digest, serverPID: server.pid)
+        defer { registration?.remove() }
         // Start-up is over: let the code only it needed leave the resident set.
         _ = mcpjail_release_startup_pages()
         startThread("mcpjail-from-client") { relay.runClientToServer() }
@@ -143,7 +160,7 @@ public final class Session {
             outputClosed.open()
         }
 
-        let (status, timedOut) = supervise(server: server, relay: relay, events: events)
+        let (status, timedOut, revoked) = supervise(server: server, relay: relay, events: events)
 
         // The server is gone: kill what it left, deliver what it wrote, answer the rest.
         cgroup?.killAll()
@@ -157,20 +174,43 @@ public final class Session {
             if !left.isEmpty { logger.error("could not remove cgroups: \(left.joined(separator: ", "))") }
         }
         stderrLog.waitUntilClosed(seconds: 1)
+        recordToolsSeen(policy.review)
         egress?.stop()
         let lost = audit.drain()
         if lost > 0 { logger.error("\(lost) audit records could not be written to \(state.auditLog)") }
+        if revoked {
+            logger.error("server \(profile.name) was revoked: its profile \(profile.path) was removed")
+            return Self.revokedStatus
+        }
         return status
     }
+
+    /// Keeps what the server offered this session (state/tools-seen/NAME.json) for `mcpjail
+    /// pin`, `diff` and `approve`.
+    private func recordToolsSeen(_ review: ToolReview) {
+        guard let seen = review.observed else { return }
+        let path = state.toolsSeen(profile.name)
+        try? FileManager.default.createDirectory(
+            atPath: state.toolsSeenDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let temporary = path + ".\(getpid()).tmp"
+        if FileManager.default.createFile(atPath: temporary, contents: Data(seen.encoded()), attributes: [.posixPermissions: 0o600]) {
+            if rename(temporary, path) != 0 { unlink(temporary) }
+        }
+    }
+
+    /// `mcpjail run`'s exit status when the profile was removed while it ran (EX_CONFIG).
+    public static let revokedStatus: Int32 = 78
 
     /// Waits for the server to exit, driving the shutdown sequence; returns the exit status
     /// for `mcpjail run` (the server's code, or 128 + signal).
     /// Also returns whether `[limits] wall_time` ended the session.
-    private func supervise(server: SpawnedServer, relay: Relay, events: EventPipe) -> (Int32, Bool) {
+    /// And whether the profile was revoked.
+    private func supervise(server: SpawnedServer, relay: Relay, events: EventPipe) -> (Int32, Bool, Bool) {
         enum Phase { case running, stdinClosed, terminated, killed }
         var phase = Phase.running
         var deadline: UInt64 = .max
         var timedOut = false
+        var revoked = false
         let wallDeadline: UInt64 = profile.limits.wallTime.map { limit in
             let (seconds, attoseconds) = limit.components
             return monotonicNanoseconds() + UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
@@ -187,7 +227,7 @@ public final class Session {
         }
 
         while true {
-            if let status = reap(server.pid) { return (status, timedOut) }
+            if let status = reap(server.pid) { return (status, timedOut, revoked) }
             let now = monotonicNanoseconds()
             let callDeadline = relay.expireCalls(now: now)
             if now >= wallDeadline, !timedOut {
@@ -225,6 +265,16 @@ public final class Session {
                 case .clientClosed: beginStop("the client closed the connection")
                 case .signal(SIGCHLD), .serverOutputClosed: break  // reaped at the top of the loop
                 case .signal(let number): beginStop("received signal \(number)")
+                case .profileChanged: relay.noteProfileChanged()
+                case .profileRevoked:
+                    guard !revoked else { break }
+                    revoked = true
+                    logger.debug("the profile was removed: revoking")
+                    relay.revoke()
+                    relay.closeServerInput()
+                    kill(-server.pid, SIGKILL)
+                    phase = .killed
+                    deadline = .max
                 }
             }
         }
@@ -282,6 +332,28 @@ public final class Session {
             guard let text = try? String(contentsOfFile: "/proc/self/task/\(task)/children", encoding: .utf8) else { return [] }
             return text.split(separator: " ").compactMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         }
+    }
+
+    /// The lock of a pinned profile, read and checked before anything starts (its files are
+    /// verified in the jail, by the spawner, once the jail's mounts are complete).
+    private func preparePins() throws(MCPJailError) -> PinCheck? {
+        let started = monotonicNanoseconds()
+        guard let check = try PinVerifier.prepare(profile, state: state) else {
+            logger.notice("profile \(profile.name) is unpinned ([server] pinned = false): its code is not verified")
+            return nil
+        }
+        logger.debug("lock of \(profile.name) read and checked in \((monotonicNanoseconds() - started) / 1000) µs")
+        return check
+    }
+
+    /// After a pinned start: keeps the updated pin cache (a cache that cannot be written
+    /// only costs re-hashing next time).
+    private func recordPinCheck(_ server: SpawnedServer) {
+        guard let verification = server.pinVerification else { return }
+        let statistics = verification.statistics
+        logger.debug(
+            "pins of \(profile.name) verified in the jail in \(server.pinCheckMicros) µs: \(statistics.entries) entries, \(statistics.hashedFiles) files (\(statistics.hashedBytes) bytes) hashed")
+        if let cache = verification.updatedCache { try? cache.save(path: state.pinCache(profile.name)) }
     }
 
     private func createStateDirectories() throws(MCPJailError) {

@@ -8,7 +8,10 @@ enum SessionPolicy {
     ) throws(MCPJailError) -> RelayPolicy {
         let authenticate: (any RequestCheck)? =
             profile.auth.required ? try AuthCheck(auth: profile.auth, clientEnvironment: clientEnvironment) : nil
+        // A pinned profile's reviewed tool definitions, when `mcpjail pin` recorded them.
+        let toolPins = profile.server.pinned ? try ToolLock.load(forProfileAt: profile.path, name: profile.name)?.pins : nil
         return RelayPolicy(
-            profile: profile, authenticate: authenticate, secretValues: secretValues, compile: ToolSchemas.compile)
+            profile: profile, authenticate: authenticate, secretValues: secretValues, compile: ToolSchemas.compile,
+            toolPins: toolPins)
     }
 }

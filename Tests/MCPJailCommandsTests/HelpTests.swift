@@ -40,6 +40,20 @@ struct HelpTests {
     }
 }
 
+@Suite("Help text of pin")
+struct PinHelpTests {
+    @Test func pin() {
+        let help = MCPJail.helpMessage(for: Pin.self)
+        #expect(help.contains("USAGE: mcpjail pin [--profiles <dir>] [--check] [--no-tools] <name>"))
+        #expect(help.contains("Pin a server's command and code: write NAME.lock beside NAME.toml."))
+        #expect(help.contains("Examples:"))
+        #expect(help.contains("mcpjail pin time "))
+        #expect(help.contains("mcpjail pin time --check"))
+        #expect(help.contains("pinned = false"))
+        #expect(help.contains("--check"))
+    }
+}
+
 @Suite("Help text of run and the root command")
 struct RunHelpTests {
     @Test func run() {
@@ -52,7 +66,7 @@ struct RunHelpTests {
 
     @Test func root() {
         let help = MCPJail.helpMessage()
-        for command in ["run", "list", "check", "logs", "client-config", "token", "idempotency"] {
+        for command in ["run", "list", "check", "pin", "logs", "client-config", "token", "idempotency", "ps", "revoke", "diff", "approve"] {
             #expect(help.contains("  \(command)"), "root help does not list \(command)")
         }
         #expect(help.contains("Examples:"))

@@ -69,9 +69,9 @@ struct LogsCommandTests {
         #expect(code == 0 && err.isEmpty)
         #expect(out.count == 5)
         #expect(out[0].hasPrefix("TIME                     SERVER           METHOD           TOOL"))
-        #expect(out[1] == "2026-11-22T00:38:46.123Z time             tools/call       get_current_time         allow    ok                       812µs")
+        #expect(out[1] == "2026-11-22T00:38:46.123Z time             tools/call       get_current_time         allow              ok                               812µs")
         #expect(out[2].contains(" git ") && out[2].hasSuffix("12.3ms"))
-        #expect(out[3].contains("deny(auth) tool_error forbidden") && out[3].hasSuffix("40µs"))
+        #expect(out[3].contains("deny(auth)         tool_error forbidden") && out[3].hasSuffix("40µs"))
         #expect(out[4].hasSuffix("2.50s"))
         // Columns line up: every field starts at the header's offsets.
         for column in ["SERVER", "METHOD", "TOOL", "DECISION"] {

@@ -47,12 +47,12 @@ struct ProfileShippedTests {
     func referenceIsComplete() throws {
         let text = try String(contentsOfFile: Self.profilesDirectory + "/REFERENCE.toml", encoding: .utf8)
         for key in [
-            "description =", "[server]", "command =", "args =", "env =", "workdir =", "stop_timeout =",
+            "description =", "[server]", "command =", "args =", "env =", "workdir =", "stop_timeout =", "code =", "pinned =",
             "[filesystem]", "read_only =", "read_write =", "tmpfs =", "[limits]", "max_message =", "memory =", "pids =", "cpu =", "open_files =",
             "file_size =", "cpu_time =", "wall_time =", "enforce =", "[seccomp]", "allow =", "deny =", "[tools.",
             "call_timeout =", "[auth]", "required =", "keys =", "issuer =", "audience =", "clock_skew =", "rate =",
             "[resources]", "[prompts]", "[secrets]", "[audit]", "log_arguments =", "[tools]", "default =", "scope =",
-            "timeout =", "strict =", ".arguments]", "write =", "idempotency_fields =", "idempotency_ttl =",
+            "timeout =", "strict =", ".arguments]", "write =", "idempotency_fields =", "idempotency_ttl =", "block_suspicious =",
             "${PROFILE_DIR}", "[network]", "egress =", "max_connections =", "idle_timeout =",
         ] {
             #expect(text.contains(key), "REFERENCE.toml does not mention \(key)")
@@ -63,6 +63,7 @@ struct ProfileShippedTests {
         // Its values are the defaults (where a default exists).
         #expect(profile.server.workdir == "/")
         #expect(profile.server.stopTimeout == .seconds(2))
+        #expect(profile.server.code == [])
         #expect(profile.limits == Profile.Limits())
         #expect(profile.seccomp == Profile.Seccomp())
         #expect(profile.filesystem.readWrite == [])

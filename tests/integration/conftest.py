@@ -87,9 +87,14 @@ class Jail:
         read_only: list[str] | None = None,
         read_write: list[str] | None = None,
         policy: str = '[tools]\ndefault = "allow"\n',
+        pinned: bool = False,
+        code: list[str | Path] | None = None,
     ) -> Path:
         """Every server runs jailed: by default the jail sees /usr (with the merged-/usr links),
-        the project's venv and test payloads read-only, and this test's directory writable."""
+        the project's venv and test payloads read-only, and this test's directory writable.
+
+        Profiles are unpinned (`pinned = false`) unless a test asks for `pinned=True`; such a
+        test pins them with `jail.pin(name)` (`code` lists the paths to pin besides the command)."""
         lines = [
             f"description = {toml_string(description)}",
             "[server]",
@@ -99,6 +104,10 @@ class Jail:
             'workdir = "/"',
             f"stop_timeout = {toml_string(stop_timeout)}",
         ]
+        if code is not None:
+            lines.append(f"code = {toml_array([str(c) for c in code])}")
+        if not pinned:
+            lines.append("pinned = false")
         if max_message is not None:
             lines += ["[limits]", f"max_message = {toml_string(max_message)}"]
         ro = read_only if read_only is not None else ["/usr", str(VENV), str(FIXTURES), str(ROOT / "tests" / "probes")]
@@ -198,6 +207,17 @@ class Jail:
         return subprocess.run(
             [str(MCPJAIL), *args], env=self.env(), capture_output=True, text=True, timeout=timeout
         )
+
+    def pin(self, name: str, *args: str, tools: bool = False) -> subprocess.CompletedProcess:
+        """`mcpjail pin NAME` for a profile of this test; fails the test if it fails. The
+        files only (`--no-tools`: no server run) unless `tools` asks for the tool pins too."""
+        extra = () if tools else ("--no-tools",)
+        done = self.mcpjail("pin", name, "--profiles", str(self.profiles), *extra, *args)
+        assert done.returncode == 0, f"mcpjail pin {name}: {done.stdout}{done.stderr}"
+        return done
+
+    def lock_path(self, name: str) -> Path:
+        return self.profiles / f"{name}.lock"
 
     def verify(self) -> subprocess.CompletedProcess:
         return self.mcpjail("logs", "--verify")

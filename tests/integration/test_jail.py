@@ -71,6 +71,7 @@ def run_jailed(root: Path, config: dict, user: str) -> dict:
     (profiles / "probe.toml").write_text(
         "[server]\n"
         f"command = {json.dumps(str(VENV_BIN / 'python'))}\n"
+        "pinned = false\n"
         f"args = [{json.dumps(str(PROBE))}, {json.dumps(args)}]\n"
         "[filesystem]\n"
         f"read_only = [\"/usr\", {json.dumps(str((ROOT / '.venv').resolve()))}, {json.dumps(str(PROBE.parent))}]\n"
@@ -178,7 +179,7 @@ def test_a_profile_path_that_does_not_exist_starts_nothing(tmp_path: Path):
     profiles = tmp_path / "profiles"
     profiles.mkdir()
     (profiles / "bad.toml").write_text(
-        "[server]\ncommand = \"/bin/sh\"\n[filesystem]\nread_only = [\"/usr\", \"/no/such/path\"]\n"
+        "[server]\ncommand = \"/bin/sh\"\npinned = false\n[filesystem]\nread_only = [\"/usr\", \"/no/such/path\"]\n"
     )
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MCPJAIL_STATE_DIR": str(tmp_path / "state")}
     done = subprocess.run([str(MCPJAIL), "run", "bad", "--profiles", str(profiles)], input=b"", capture_output=True, env=env, timeout=30)

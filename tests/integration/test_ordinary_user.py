@@ -33,6 +33,7 @@ def user_home():
         f"command = {json.dumps(str(VENV_BIN / 'mcp-server-time'))}\n"
         'args = ["--local-timezone=UTC"]\n'
         'env = { TZ = "UTC" }\n'
+        "pinned = false\n"
         "[filesystem]\n"
         f"read_only = [\"/usr\", {json.dumps(str(VENV_BIN.parent))}]\n"
         # cgroup v1 hosts give ordinary users no cgroup: rlimits only, and said so.
@@ -94,3 +95,41 @@ def test_run_as_an_ordinary_user_keeps_state_in_xdg_state_home(user_home: Path):
     verify = subprocess.run(as_user([str(MCPJAIL), "logs", "--verify"]), env=env, capture_output=True, text=True)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "2 records, chain intact" in verify.stdout
+
+
+def test_an_ordinary_user_pins_and_runs_a_pinned_server(user_home: Path):
+    """The pin check as an ordinary user: the jail's root reaches mcpjail over a socket, so
+    no ptrace-level access to the jail's process is needed."""
+    package = sorted((VENV_BIN.parent / "lib").glob("python3*/site-packages/mcp_server_time"))[0]
+    profiles = user_home / "profiles"
+    profile = profiles / "pinned.toml"
+    profile.write_text(
+        (profiles / "time.toml").read_text().replace("pinned = false\n", f"code = [{json.dumps(str(package))}]\n")
+    )
+    lock = profiles / "pinned.lock"
+    if os.geteuid() == 0:
+        os.chown(profile, NOBODY, NOBODY)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(user_home)}
+    pinned = subprocess.run(
+        as_user([str(MCPJAIL), "pin", "pinned", "--profiles", str(profiles)]), env=env, capture_output=True, text=True
+    )
+    assert pinned.returncode == 0, pinned.stderr
+    assert lock.exists()
+    session = (
+        b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18",'
+        b'"capabilities":{},"clientInfo":{"name":"ordinary","version":"1"}}}\n'
+    )
+    proc = subprocess.Popen(
+        as_user([str(MCPJAIL), "run", "pinned", "--profiles", str(profiles)]),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+    proc.stdin.write(session)
+    proc.stdin.flush()
+    line = proc.stdout.readline()
+    assert line, f"mcpjail ended early: {proc.stderr.read().decode(errors='replace')}"
+    assert json.loads(line)["result"]["serverInfo"]["name"] == "mcp-time"
+    proc.stdin.close()
+    assert proc.wait(timeout=30) == 0
+    audit = user_home / ".local" / "state" / "mcpjail" / "audit.jsonl"
+    # pin's own jailed review run (initialize, tools/list) is audited too, then the session
+    assert [json.loads(l)["pinned"] for l in audit.read_text().splitlines()] == [True, True, True]

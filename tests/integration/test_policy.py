@@ -305,3 +305,18 @@ def test_resources_and_prompts_follow_their_allow_lists(jail: Jail):
                 await session.get_prompt("deploy", {"target": "prod"})
 
     run(main)
+
+
+# -- tool review ----------------------------------------------------------------------------------
+def test_block_suspicious_withholds_tools_that_carry_injections(jail: Jail):
+    jail.fixture_profile(policy='[tools]\ndefault = "allow"\nblock_suspicious = true\n')
+
+    async def main():
+        async with connect(jail, "fixture", "legacy") as session:
+            names = [t.name for t in (await session.list_tools()).tools]
+            assert "sneaky_add" not in names and "echo" in names
+            error = refusal(await session.call_tool("sneaky_add", {"a": 1, "b": 2}))
+            assert error["type"] == "forbidden" and "injection" in error["message"]
+            assert text_of(await session.call_tool("echo", {"text": "ok"})) == "ok"
+
+    run(main)

@@ -19,9 +19,11 @@ enum mcpjail_jail_stage {
     MCPJAIL_STAGE_HOSTNAME = 28,
     MCPJAIL_STAGE_LOOPBACK = 29,
     MCPJAIL_STAGE_INIT_FORK = 30,
-    MCPJAIL_STAGE_EGRESS_ROUTES = 31,
-    MCPJAIL_STAGE_EGRESS_SOCKET = 32,
-    MCPJAIL_STAGE_EGRESS_HANDOFF = 33,
+    /// Handing the jail's root to the parent for inspection (see `inspect`).
+    MCPJAIL_STAGE_INSPECT = 31,
+    MCPJAIL_STAGE_EGRESS_ROUTES = 32,
+    MCPJAIL_STAGE_EGRESS_SOCKET = 33,
+    MCPJAIL_STAGE_EGRESS_HANDOFF = 34,
 };
 
 /// At most this many egress sockets (one SCM_RIGHTS message holds up to 253 fds).
@@ -92,14 +94,30 @@ struct mcpjail_jail_config {
     gid_t gid;
     /// As root: the child switches to uid/gid (mapped) before touching the file system.
     int switch_identity;
+    /// 1: once the jail's file system is complete (every mount, pivot_root, root read-only)
+    /// and before anything of the server runs, the child hands the parent an fd of the
+    /// jail's root and waits for `mcpjail_jail_continue` (mcpjail verifies pins there).
+    int inspect;
     struct mcpjail_egress_config egress;
 };
 
 /// Clones the jail's first process, which waits until `mcpjail_jail_release` so the parent
-/// can write its id maps and cgroup placement. Returns 0 and sets `pid`, `release_fd`
-/// and `error_fd`, or -1 with result->stage/error set.
+/// can write its id maps and cgroup placement. Returns 0 and sets `pid`, `release_fd`,
+/// `error_fd` and `inspect_fd` (-1 unless config->inspect), or -1 with result->stage/error set.
 int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int *release_fd, int *error_fd,
-                       struct mcpjail_spawn_result *result);
+                       int *inspect_fd, struct mcpjail_spawn_result *result);
+
+/// With config->inspect: lets the cloned process build the jail's file system and returns 0
+/// with `root_fd`, an O_PATH fd of the jail's root directory in the jail's own mount
+/// namespace, once it is complete; the server has not started. -1 with result->stage/error
+/// on failure (the jail is reaped, `error_fd` and `inspect_fd` closed). `release_fd` is
+/// closed either way.
+int mcpjail_jail_release_for_inspection(pid_t pid, int release_fd, int error_fd, int inspect_fd, int *root_fd,
+                                        struct mcpjail_spawn_result *result);
+
+/// After mcpjail_jail_release_for_inspection: lets the jail start the server, then waits for
+/// the outcome like mcpjail_jail_release. Closes `inspect_fd` and `error_fd`.
+int mcpjail_jail_continue(pid_t pid, int inspect_fd, int error_fd, struct mcpjail_spawn_result *result);
 
 /// Lets the cloned process build the jail and exec the server, then waits for the outcome:
 /// 0 once the server's exec succeeded, or -1 with result->stage/error (the jail is reaped).

@@ -37,6 +37,12 @@ int mcpjail_lower_thread_priority(int nice);
 /// Returns the number of bytes advised.
 long mcpjail_release_startup_pages(void);
 
+/// openat2(dirfd, path, {flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS}): opens `path` as
+/// if `dirfd` were the root directory, so that absolute symlinks and ".." stay inside it
+/// (how mcpjail reads the files of a jail from outside it). Linux 5.6+; -1/errno otherwise.
+/// openat2 has no glibc wrapper.
+int mcpjail_openat_in_root(int dirfd, const char *path, int flags);
+
 /// recvmsg of one SCM_RIGHTS message (fds close-on-exec) on `channel`, without waiting:
 /// stores up to `max` (at most 256) fds in `fds`; returns their number, or -1/errno
 /// (EAGAIN when no message is there, EPIPE at EOF, EMSGSIZE when the message held more).

@@ -10,7 +10,8 @@
 /// (64 zeros for the first). Members after `prev`, in this order, nil ones omitted: `time`
 /// (UTC, microseconds), `server`, `profile_digest`, `session`, `request_id` (the JSON-RPC id's
 /// JSON text, as a string), `method`, `tool`, `arguments_digest`, `decision`, `decided_by`,
-/// `outcome`, `error_code`, `error_type`, `latency_us`, `bytes_in`, `bytes_out`.
+/// `outcome`, `error_code`, `error_type`, `latency_us`, `bytes_in`, `bytes_out`, `auth`,
+/// `subject`, `act`, `arguments`, `pinned` (whether the server was verified against its lock).
 public enum AuditLine {
     /// `prev` of the first record.
     public static let genesisHash = String(repeating: "0", count: 64)
@@ -124,6 +125,7 @@ extension AuditRecord {
         if let arguments { w.field("arguments", arguments) }
         w.optionalField("idempotency_key", idempotencyKey)
         w.optionalField("idempotency", idempotency)
+        if let pinned { w.field("pinned", pinned) }
         w.optionalField("destination", destination)
         w.optionalField("address", peerAddress)
         return Array(w.finish().dropFirst())
@@ -172,7 +174,8 @@ extension AuditRecord {
             bytesOut: Int(try integer("bytes_out")), auth: try optionalString("auth"),
             subject: try optionalString("subject"),
             actors: o["act"]?.arrayValue?.compactMap(\.stringValue), arguments: o["arguments"],
-            idempotencyKey: try optionalString("idempotency_key"), idempotency: try optionalString("idempotency"))
+            idempotencyKey: try optionalString("idempotency_key"), idempotency: try optionalString("idempotency"),
+            pinned: o["pinned"]?.boolValue)
         destination = try optionalString("destination")
         peerAddress = try optionalString("address")
     }

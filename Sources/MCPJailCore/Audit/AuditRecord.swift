@@ -43,6 +43,9 @@ public struct AuditRecord: Sendable, Equatable {
     /// call), `replayed` (stored result returned, server not contacted), or the refusal.
     public var idempotencyKey: String?
     public var idempotency: String?
+    /// Whether the session's server was verified against its pins (`NAME.lock`) before it
+    /// started; false for a profile with `[server] pinned = false`.
+    public var pinned: Bool?
     /// Egress records (`egress/connect`, `egress/http-proxy`, `egress/dns`): where the
     /// jailed server tried to go, as it asked (`name:port`, `1.2.3.4:port`, or a name for DNS).
     /// For them `bytes_in` counts bytes from the jail out, `bytes_out` bytes back in, and
@@ -74,7 +77,8 @@ public struct AuditRecord: Sendable, Equatable {
         decision: Decision, decidedBy: String? = nil, outcome: Outcome, errorCode: Int? = nil,
         errorType: String? = nil, latencyMicros: Int64, bytesIn: Int, bytesOut: Int,
         auth: String? = nil, subject: String? = nil, actors: [String]? = nil, arguments: JSONValue? = nil,
-        idempotencyKey: String? = nil, idempotency: String? = nil
+        idempotencyKey: String? = nil, idempotency: String? = nil,
+        pinned: Bool? = nil
     ) {
         self.time = time
         self.server = server
@@ -98,5 +102,6 @@ public struct AuditRecord: Sendable, Equatable {
         self.arguments = arguments
         self.idempotencyKey = idempotencyKey
         self.idempotency = idempotency
+        self.pinned = pinned
     }
 }

@@ -115,9 +115,13 @@ private struct Parser {
 
     init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
+    /// The open containers, innermost last. Their contents live in arrays of their own and
+    /// are appended to in place (`items[items.count - 1].append`), so that each buffer stays
+    /// uniquely referenced: copying a container out of an enum frame to append to it would
+    /// copy every element each time, quadratic in the container's size.
     enum Frame {
-        case array([JSONValue])
-        case object([JSONObject.Member], Set<ExactKey>, pendingKey: String)
+        case array
+        case object
     }
 
     @inline(__always) func fail(_ kind: JSONParseError.Kind, _ at: Int? = nil) -> JSONParseError {
@@ -142,6 +146,8 @@ private struct Parser {
 
     mutating func parseDocument() throws(JSONParseError) -> JSONValue {
         var stack: [Frame] = []
+        var arrays: [[JSONValue]] = []
+        var objects: [(members: [JSONObject.Member], keys: Set<ExactKey>, pendingKey: String)] = []
         var value: JSONValue
 
         nextValue: while true {
@@ -155,7 +161,8 @@ private struct Parser {
                     value = .object(JSONObject())
                 } else {
                     let key = try parseKeyAndColon()
-                    stack.append(.object([], [ExactKey(string: key)], pendingKey: key))
+                    stack.append(.object)
+                    objects.append(([], [ExactKey(string: key)], key))
                     continue nextValue
                 }
             case UInt8(ascii: "["):
@@ -165,7 +172,8 @@ private struct Parser {
                     pos += 1
                     value = .array([])
                 } else {
-                    stack.append(.array([]))
+                    stack.append(.array)
+                    arrays.append([])
                     continue nextValue
                 }
             case UInt8(ascii: "\""):
@@ -187,37 +195,37 @@ private struct Parser {
 
             // A value is complete: hand it to the enclosing containers, closing those that end.
             while true {
-                guard let frame = stack.popLast() else {
+                guard let frame = stack.last else {
                     skipWhitespace()
                     guard pos == bytes.count else { throw fail(.trailingData) }
                     return value
                 }
                 switch frame {
-                case .array(var items):
-                    items.append(value)
+                case .array:
+                    arrays[arrays.count - 1].append(value)
                     let c = try peek()
                     pos += 1
-                    if c == UInt8(ascii: ",") {
-                        stack.append(.array(items))
-                        continue nextValue
-                    }
+                    if c == UInt8(ascii: ",") { continue nextValue }
                     guard c == UInt8(ascii: "]") else { throw fail(.unexpectedByte(c), pos - 1) }
-                    value = .array(items)
-                case .object(var members, var keys, let key):
-                    members.append((key, value))
+                    stack.removeLast()
+                    value = .array(arrays.removeLast())
+                case .object:
+                    let top = objects.count - 1
+                    objects[top].members.append((objects[top].pendingKey, value))
                     let c = try peek()
                     pos += 1
                     if c == UInt8(ascii: ",") {
                         let keyOffset = pos
                         let next = try parseKeyAndColon()
-                        guard keys.insert(ExactKey(string: next)).inserted else {
+                        guard objects[top].keys.insert(ExactKey(string: next)).inserted else {
                             throw fail(.duplicateKey(next), keyOffsetAfterWhitespace(keyOffset))
                         }
-                        stack.append(.object(members, keys, pendingKey: next))
+                        objects[top].pendingKey = next
                         continue nextValue
                     }
                     guard c == UInt8(ascii: "}") else { throw fail(.unexpectedByte(c), pos - 1) }
-                    value = .object(JSONObject(uniqueMembers: members))
+                    stack.removeLast()
+                    value = .object(JSONObject(uniqueMembers: objects.removeLast().members))
                 }
             }
         }

@@ -5,9 +5,12 @@ public struct ExposurePolicy: Sendable {
     private let profile: Profile
     private let resourcePatterns: [Glob]?
     private let promptPatterns: [Glob]?
+    /// Pinned tool definitions and injection checks; nil: none.
+    private let review: ToolReview?
 
-    public init(profile: Profile) {
+    public init(profile: Profile, review: ToolReview? = nil) {
         self.profile = profile
+        self.review = review
         resourcePatterns = profile.resources.allow.map { $0.map(Glob.init) }
         promptPatterns = profile.prompts.allow.map { $0.map(Glob.init) }
     }
@@ -39,11 +42,17 @@ public struct ExposurePolicy: Sendable {
     /// filtered list. The result says whether the line changed.
     public func filterListResponse(method: String, line: UnsafeRawBufferPointer) -> ListFilterResult? {
         switch method {
-        case "tools/list": return ListFilter.filter(line, field: "tools", nameKey: "name", keep: toolVisible)
-        case "resources/list": return ListFilter.filter(line, field: "resources", nameKey: "uri", keep: resourceAllowed)
+        case "tools/list":
+            return ListFilter.filter(line, field: "tools", nameKey: "name") { name, tool in
+                guard toolVisible(name) else { return false }
+                return review.map { $0.verdict(on: tool) == .reviewed } ?? true
+            }
+        case "resources/list": return ListFilter.filter(line, field: "resources", nameKey: "uri") { uri, _ in resourceAllowed(uri) }
         case "resources/templates/list":
-            return ListFilter.filter(line, field: "resourceTemplates", nameKey: "uriTemplate", keep: resourceTemplateVisible)
-        case "prompts/list": return ListFilter.filter(line, field: "prompts", nameKey: "name", keep: promptAllowed)
+            return ListFilter.filter(line, field: "resourceTemplates", nameKey: "uriTemplate") { template, _ in
+                resourceTemplateVisible(template)
+            }
+        case "prompts/list": return ListFilter.filter(line, field: "prompts", nameKey: "name") { name, _ in promptAllowed(name) }
         default: return nil
         }
     }
@@ -62,7 +71,7 @@ public enum ListFilterResult: Sendable, Equatable {
 /// name are removed too.
 public enum ListFilter {
     public static func filter(
-        _ line: UnsafeRawBufferPointer, field: String, nameKey: String, keep: (String) -> Bool
+        _ line: UnsafeRawBufferPointer, field: String, nameKey: String, keep: (String, JSONValue) -> Bool
     ) -> ListFilterResult {
         guard case .object(var message)? = try? JSONParser.parse(line) else { return .unreadable }
         guard case .object(var result)? = message["result"] else { return .unchanged }
@@ -70,7 +79,7 @@ public enum ListFilter {
         guard case .array(let list) = entries else { return .unreadable }
         let kept = list.filter { entry in
             guard case .string(let name)? = entry[nameKey] else { return false }
-            return keep(name)
+            return keep(name, entry)
         }
         if kept.count == list.count { return .unchanged }
         result[field] = .array(kept)

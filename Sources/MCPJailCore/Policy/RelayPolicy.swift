@@ -8,16 +8,19 @@ public struct RelayPolicy: Sendable {
     public let catalog: ToolCatalog
     public let exposure: ExposurePolicy
     public let sanitizer: ErrorSanitizer
+    /// Pinned tool definitions and injection checks; also records what the server offers.
+    public let review: ToolReview
 
     /// `authenticate` is the auth check (nil when the profile does not require tokens);
     /// `secretValues` are the values of `[secrets]`, redacted from everything sent back.
     public init(
         profile: Profile, authenticate: (any RequestCheck)?, secretValues: [String],
-        compile: @escaping ToolCatalog.Compiler, rateLimiter: RateLimiter = RateLimiter()
+        compile: @escaping ToolCatalog.Compiler, rateLimiter: RateLimiter = RateLimiter(), toolPins: ToolPins? = nil
     ) {
         self.profile = profile
-        catalog = ToolCatalog(profile: profile, compile: compile)
-        exposure = ExposurePolicy(profile: profile)
+        review = ToolReview(pins: toolPins, blockSuspicious: profile.blockSuspicious)
+        catalog = ToolCatalog(profile: profile, review: review, compile: compile)
+        exposure = ExposurePolicy(profile: profile, review: review)
         sanitizer = ErrorSanitizer(redactor: SecretRedactor(secrets: secretValues))
         var checks: [any RequestCheck] = [ToolCallShapeCheck()]
         if let authenticate { checks.append(authenticate) }

@@ -27,6 +27,8 @@ public final class ToolCatalog: @unchecked Sendable {  // `state` only under `lo
         /// The schema is invalid or uses what the validator does not support: the tool is
         /// unavailable rather than unchecked.
         case unavailable(String)
+        /// The tool's definition is not the reviewed one (``ToolReview``).
+        case withheld(String)
     }
 
     public enum Status: Sendable, Equatable {
@@ -52,9 +54,11 @@ public final class ToolCatalog: @unchecked Sendable {  // `state` only under `lo
     private let lock = NSCondition()
     private let profile: Profile
     private let compile: Compiler
+    private let review: ToolReview?
 
-    public init(profile: Profile, compile: @escaping Compiler) {
+    public init(profile: Profile, review: ToolReview? = nil, compile: @escaping Compiler) {
         self.profile = profile
+        self.review = review
         self.compile = compile
     }
 
@@ -87,6 +91,10 @@ public final class ToolCatalog: @unchecked Sendable {  // `state` only under `lo
         var compiled: [(String, Entry)] = []
         for tool in tools {
             guard case .string(let name)? = tool["name"], let policy = profile.policy(forTool: name) else { continue }
+            if case .withheld(let reason)? = review?.verdict(on: tool) {
+                compiled.append((name, .withheld(reason)))
+                continue
+            }
             guard let schema = tool["inputSchema"] else {
                 compiled.append((name, .unavailable("the server gave no inputSchema")))
                 continue
@@ -153,6 +161,8 @@ public struct ArgumentSchemaCheck: RequestCheck {
         switch catalog.entry(for: tool) {
         case nil:
             return Refusal(SafeError(.forbidden, "tool '\(AccessCheck.shown(tool))' is not available", retryable: false), decidedBy: name)
+        case .withheld(let reason)?:
+            return Refusal(SafeError(.forbidden, reason + "; it needs review (mcpjail diff, mcpjail approve)", retryable: false), decidedBy: "review")
         case .unavailable(let reason)?:
             return Refusal(SafeError(.internal, "tool '\(tool)' is unavailable: its argument schema cannot be enforced (\(reason))", retryable: false), decidedBy: name)
         case .available(let validator)?:

@@ -23,6 +23,8 @@ public struct Profile: Sendable, Equatable {
     public var tools: [String: ToolPolicy]
     /// `[tools] default`: unlisted tools are hidden (`deny`, the default) or open.
     public var toolDefault: ToolDefault
+    /// `[tools] block_suspicious`: withhold tools whose text carries injection markers.
+    public var blockSuspicious: Bool = false
     /// `[auth]`: per-call tokens (see ``Auth``).
     public var auth: Auth
     /// `[resources] allow`: resource URIs the model may list and read.
@@ -70,16 +72,25 @@ public struct Profile: Sendable, Equatable {
         /// After the client's EOF closes the server's stdin, how long the server has to exit
         /// before SIGTERM, and again before SIGKILL. Default 2 s.
         public var stopTimeout: Duration
+        /// Absolute paths of the server's code (a venv, a package directory): every file
+        /// under them is pinned in `NAME.lock`, and bound read-only into the jail. Default [].
+        public var code: [String]
+        /// Whether `run` requires `NAME.lock` and verifies the command and `code` against it
+        /// before exec. Default true; false runs the server unverified, and every audit
+        /// record says so.
+        public var pinned: Bool
 
         public init(
             command: String, args: [String] = [], env: [String: String] = [:],
-            workdir: String = "/", stopTimeout: Duration = .seconds(2)
+            workdir: String = "/", stopTimeout: Duration = .seconds(2), code: [String] = [], pinned: Bool = true
         ) {
             self.command = command
             self.args = args
             self.env = env
             self.workdir = workdir
             self.stopTimeout = stopTimeout
+            self.code = code
+            self.pinned = pinned
         }
     }
 

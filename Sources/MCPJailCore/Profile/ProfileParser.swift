@@ -125,7 +125,7 @@ final class ProfileValidator {
         let network = top.takeTable("network", validator: self).map(network) ?? Profile.Network()
         let limits = top.takeTable("limits", validator: self).map(limits) ?? Profile.Limits()
         let seccomp = top.takeTable("seccomp", validator: self).map(seccomp) ?? Profile.Seccomp()
-        let (tools, toolDefault) = top.takeTable("tools", validator: self).map(self.tools) ?? ([:], .deny)
+        let (tools, toolDefault, blockSuspicious) = top.takeTable("tools", validator: self).map(self.tools) ?? ([:], .deny, false)
         let auth = top.takeTable("auth", validator: self).map(self.auth) ?? Profile.Auth()
         let resources = top.takeTable("resources", validator: self).map(exposure) ?? Profile.Exposure()
         let prompts = top.takeTable("prompts", validator: self).map(exposure) ?? Profile.Exposure()
@@ -133,13 +133,16 @@ final class ProfileValidator {
         let audit = top.takeTable("audit", validator: self).map(self.audit) ?? Profile.AuditSettings()
         top.finish(self)
         guard let server else { return nil }
+        checkCodeIsReadOnly(server: server, filesystem: filesystem)
         for secret in secrets where server.env[secret.name] != nil {
             report(KeyPath(keys: ["secrets", secret.name]), "'\(secret.name)' is also set in server.env; set it in one place")
         }
-        return Profile(
+        var profile = Profile(
             name: "", path: file, digest: "", description: description, server: server,
             filesystem: filesystem, network: network, limits: limits, seccomp: seccomp, tools: tools, toolDefault: toolDefault,
             auth: auth, resources: resources, prompts: prompts, secrets: secrets, audit: audit)
+        profile.blockSuspicious = blockSuspicious
+        return profile
     }
 
     func server(_ table: TableReader) -> Profile.Server? {
@@ -165,9 +168,34 @@ final class ProfileValidator {
         let stopPath = table.path.appending("stop_timeout")
         let stopTimeout = table.take("stop_timeout").flatMap { duration($0, at: stopPath, max: .seconds(24 * 3600)) }
             ?? .seconds(2)
+        let codePath = table.path.appending("code")
+        let code = table.take("code").flatMap { pathArray($0, at: codePath) } ?? []
+        let pinnedPath = table.path.appending("pinned")
+        let pinned = table.take("pinned").flatMap { flag($0, at: pinnedPath) } ?? true
         table.finish(self)
         guard let command else { return nil }
-        return Profile.Server(command: command, args: args, env: env, workdir: workdir, stopTimeout: stopTimeout)
+        return Profile.Server(
+            command: command, args: args, env: env, workdir: workdir, stopTimeout: stopTimeout, code: code, pinned: pinned)
+    }
+
+    /// Pinned code must stay read-only in the jail: no `code` path may lie inside a
+    /// `read_write` path, nor hold one (the server could change what was verified, and its
+    /// own writes would break the pins).
+    func checkCodeIsReadOnly(server: Profile.Server, filesystem: Profile.Filesystem) {
+        func inside(_ path: String, _ parent: String) -> Bool {
+            path == parent || parent == "/" || path.hasPrefix(parent + "/")
+        }
+        for (index, code) in server.code.enumerated() {
+            for writable in filesystem.readWrite {
+                if inside(code, writable) {
+                    report(KeyPath(keys: ["server", "code"]).appending(index: index),
+                        "'\(code)' is inside filesystem.read_write '\(writable)': pinned code must be read-only in the jail")
+                } else if inside(writable, code) {
+                    report(KeyPath(keys: ["server", "code"]).appending(index: index),
+                        "'\(code)' holds filesystem.read_write '\(writable)': pinned code must be read-only in the jail")
+                }
+            }
+        }
     }
 
     func filesystem(_ table: TableReader) -> Profile.Filesystem {
@@ -671,11 +699,16 @@ struct TableReader {
 extension ProfileValidator {
     /// `[tools]`: `default = "deny" | "allow"` and one `[tools.NAME]` table per tool. A tool
     /// cannot be called `default`: that name is the table's own key.
-    func tools(_ table: TableReader) -> ([String: Profile.ToolPolicy], Profile.ToolDefault) {
+    func tools(_ table: TableReader) -> ([String: Profile.ToolPolicy], Profile.ToolDefault, Bool) {
+        var blockSuspicious = false
         var result: [String: Profile.ToolPolicy] = [:]
         var toolDefault = Profile.ToolDefault.deny
         for (name, node) in table.entries {
             let toolPath = table.path.appending(name)
+            if name == "block_suspicious" {
+                blockSuspicious = flag(node, at: toolPath) ?? false
+                continue
+            }
             if name == "default" {
                 if let text = string(node, at: toolPath) {
                     if let value = Profile.ToolDefault(rawValue: text) {
@@ -696,7 +729,7 @@ extension ProfileValidator {
             }
             result[name] = tool(TableReader(path: toolPath, entries: entries))
         }
-        return (result, toolDefault)
+        return (result, toolDefault, blockSuspicious)
     }
 
     func tool(_ table: TableReader) -> Profile.ToolPolicy {

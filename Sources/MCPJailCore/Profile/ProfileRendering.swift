@@ -18,6 +18,12 @@ extension Profile {
         lines.append("env = \(Self.inlineTable(server.env.sorted { $0.key < $1.key }.map { ($0.key, TOMLText.string($0.value)) }))")
         lines.append("workdir = \(TOMLText.string(server.workdir))")
         lines.append("stop_timeout = \(TOMLText.string(DurationSyntax.format(server.stopTimeout)))")
+        lines.append("code = \(Self.multilineArray(server.code))")
+        if server.pinned {
+            lines.append("pinned = true  # run verifies the command and code against \(name).lock before exec")
+        } else {
+            lines.append("pinned = false  # UNPINNED: run starts the server without verifying its command or code; every audit record says \"pinned\": false")
+        }
         lines.append("")
         lines.append("[filesystem]")
         lines.append("read_only = \(Self.multilineArray(filesystem.readOnly))")
@@ -80,6 +86,7 @@ extension Profile {
         lines.append("")
         lines.append("[tools]")
         lines.append("default = \(TOMLText.string(toolDefault.rawValue))  # \(toolDefault == .deny ? "unlisted tools are hidden and refused" : "unlisted tools are open")")
+        lines.append("block_suspicious = \(blockSuspicious)  # withhold tools whose text carries injection markers")
         for tool in tools.keys.sorted() {
             let policy = tools[tool]!
             lines.append("")
@@ -111,7 +118,7 @@ extension Profile {
             name: name, path: path, digest: digest, description: description,
             server: .init(
                 command: server.command, args: server.args, env: server.env, workdir: server.workdir,
-                stopTimeoutMs: DurationSyntax.milliseconds(server.stopTimeout)),
+                stopTimeoutMs: DurationSyntax.milliseconds(server.stopTimeout), code: server.code, pinned: server.pinned),
             filesystem: .init(readOnly: filesystem.readOnly, readWrite: filesystem.readWrite, tmpfs: filesystem.tmpfs),
             network: .init(
                 egress: network.egress.map(\.description), maxConnections: network.maxConnections,
@@ -183,9 +190,11 @@ private struct EffectivePolicy: Encodable {
         var env: [String: String]
         var workdir: String
         var stopTimeoutMs: Int64
+        var code: [String]
+        var pinned: Bool
 
         enum CodingKeys: String, CodingKey {
-            case command, args, env, workdir
+            case command, args, env, workdir, code, pinned
             case stopTimeoutMs = "stop_timeout_ms"
         }
     }

@@ -1,0 +1,94 @@
+import Foundation
+import Glibc
+import MCPJailCore
+import MCPJailStore
+
+/// The running `mcpjail run` sessions of this user, one JSON file each in the state
+/// directory's `sessions/`, for `mcpjail ps` and `mcpjail revoke`.
+///
+/// A session removes its file when it ends; one killed with SIGKILL leaves it behind, so
+/// readers never trust an entry blindly: it is live only if a process with its pid exists
+/// *and* started at the recorded time (`/proc/PID/stat`), so a reused pid does not pass.
+/// Dead entries are removed by whoever reads them.
+public struct SessionRegistry: Sendable {
+    /// One running session.
+    public struct Entry: Codable, Sendable, Equatable {
+        public var session: String
+        public var server: String
+        /// The `mcpjail run` process, and its start time in clock ticks since boot.
+        public var pid: Int32
+        public var startTicks: UInt64
+        public var bootID: String
+        public var serverPID: Int32
+        /// Wall-clock start, RFC 3339.
+        public var started: String
+        public var profile: String
+        public var profileDigest: String
+
+        enum CodingKeys: String, CodingKey {
+            case session, server, pid, started, profile
+            case startTicks = "start_ticks"
+            case bootID = "boot_id"
+            case serverPID = "server_pid"
+            case profileDigest = "profile_digest"
+        }
+    }
+
+    /// A registered session's file, removed at its end.
+    public struct Registration: Sendable {
+        let path: String
+        public func remove() { unlink(path) }
+    }
+
+    let directory: String
+
+    public init(state: StateDirectory) {
+        directory = state.sessions
+    }
+
+    /// Registers the calling process's session; nil (and nothing registered) if the
+    /// directory cannot be written, which only costs `ps` its view of this session.
+    public func register(
+        session: String, server: String, profilePath: String, profileDigest: String, serverPID: Int32
+    ) -> Registration? {
+        guard let me = try? ProcessOwner.current() else { return nil }
+        let entry = Entry(
+            session: session, server: server, pid: me.pid, startTicks: me.startTime, bootID: me.bootID,
+            serverPID: serverPID, started: AuditTime.format(wallClockSeconds()), profile: profilePath,
+            profileDigest: profileDigest)
+        guard (try? FileManager.default.createDirectory(
+            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])) != nil,
+            let data = try? JSONEncoder().encode(entry)
+        else { return nil }
+        let path = directory + "/" + session + ".json"
+        let temporary = path + ".tmp"
+        guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]),
+            rename(temporary, path) == 0
+        else {
+            unlink(temporary)
+            return nil
+        }
+        return Registration(path: path)
+    }
+
+    /// The live sessions, oldest first; entries of dead sessions are removed.
+    public func live() -> [Entry] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        var entries: [Entry] = []
+        for name in names where name.hasSuffix(".json") {
+            let path = directory + "/" + name
+            guard let data = FileManager.default.contents(atPath: path),
+                let entry = try? JSONDecoder().decode(Entry.self, from: data)
+            else {
+                continue  // being written, or not ours
+            }
+            let owner = IdempotencyOwner(bootID: entry.bootID, pid: entry.pid, startTime: entry.startTicks)
+            if ProcessLiveness().isAlive(owner) {
+                entries.append(entry)
+            } else {
+                unlink(path)
+            }
+        }
+        return entries.sorted { ($0.started, $0.session) < ($1.started, $1.session) }
+    }
+}
