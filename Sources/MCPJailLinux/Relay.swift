@@ -458,6 +458,20 @@ public final class Relay: @unchecked Sendable {
                 }
             }
             let disposition = redacted(line, replacing: replacement)
+            if case .consume = disposition {
+                // The answer could not be made safe to pass on: the request still gets one.
+                if let write = call.write { writes?.abandon(write) }
+                let error = SafeError(.internal, "the server's answer held a secret where it could not be redacted", retryable: false)
+                let reply = call.method == "tools/call"
+                    ? Replies.toolError(id: id, error)
+                    : Replies.error(id: id, code: JSONRPCErrorCode.serverUnavailable, error)
+                sendToClient(reply)
+                answered.append(call.completed(
+                    outcome: call.method == "tools/call" ? .toolError : .protocolError, decision: .deny,
+                    decidedBy: "redaction", errorCode: nil, errorType: error.kind.rawValue,
+                    finished: monotonicNanoseconds(), bytesOut: reply.count))
+                return .consume
+            }
             var bytesOut = line.count + 1
             if case .replace(let bytes) = disposition { bytesOut = bytes.count + 1 }
             if let write = call.write {
@@ -465,7 +479,6 @@ public final class Relay: @unchecked Sendable {
                 // exactly what this answer was.
                 switch disposition {
                 case .replace(let bytes): bytes.withUnsafeBytes { writes?.finish(write, response: $0) }
-                case .consume: writes?.abandon(write)
                 default: writes?.finish(write, response: line)
                 }
             }

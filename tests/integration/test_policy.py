@@ -320,3 +320,16 @@ def test_block_suspicious_withholds_tools_that_carry_injections(jail: Jail):
             assert text_of(await session.call_tool("echo", {"text": "ok"})) == "ok"
 
     run(main)
+
+
+def test_an_answer_whose_secret_cannot_be_redacted_is_replaced_by_an_error(jail: Jail, raw_relay):
+    """A secret outside a JSON string (here a number) cannot be cut out without breaking the
+    line: the line is dropped, and the request still gets an answer instead of hanging."""
+    jail.raw_profile(policy='[tools]\ndefault = "allow"\n[secrets]\nPIN = { env = "HOST_PIN" }\n')
+    jail.client_env["HOST_PIN"] = "80424242"
+    relay = raw_relay("raw")
+    leaked = b'{"jsonrpc":"2.0","id":5,"result":{"pin":80424242}}\n'
+    reply = relay.request(5, "emit", {"lines_b64": [base64.b64encode(leaked).decode()]})
+    assert reply["error"]["data"]["type"] == "internal", reply
+    assert b"80424242" not in bytes(relay.stdout_bytes)
+    assert "result" in relay.request(6, "ping")  # the relay carries on
