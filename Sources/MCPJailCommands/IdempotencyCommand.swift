@@ -66,7 +66,7 @@ struct Idempotency: AsyncParsableCommand {
 }
 
 /// `mcpjail idempotency list [--json]`.
-struct IdempotencyList: AsyncParsableCommand {
+struct IdempotencyList: IdempotencySubcommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
         abstract: "List the recorded write calls that have not expired.",
@@ -83,13 +83,6 @@ struct IdempotencyList: AsyncParsableCommand {
 
     @Flag(help: "Print one JSON object per call (key, state, server, tool, subject, ...).")
     var json = false
-
-    func run() async throws {
-        let code = try execute(
-            environment: ProcessInfo.processInfo.environment, isRoot: geteuid() == 0,
-            output: { print($0) }, errors: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) })
-        if code != 0 { throw ExitCode(code) }
-    }
 
     /// The command's work, with its environment and output injected (tests call this).
     func execute(
@@ -158,7 +151,7 @@ struct IdempotencyList: AsyncParsableCommand {
 }
 
 /// `mcpjail idempotency resolve KEY [--result-file F]`.
-struct IdempotencyResolve: AsyncParsableCommand {
+struct IdempotencyResolve: IdempotencySubcommand {
     static let configuration = CommandConfiguration(
         commandName: "resolve",
         abstract: "Settle a recorded call: retries get the given result instead of running it.",
@@ -180,13 +173,6 @@ struct IdempotencyResolve: AsyncParsableCommand {
     var resultFile: String?
 
     func validate() throws { try Idempotency.validateKey(key) }
-
-    func run() async throws {
-        let code = try execute(
-            environment: ProcessInfo.processInfo.environment, isRoot: geteuid() == 0,
-            output: { print($0) }, errors: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) })
-        if code != 0 { throw ExitCode(code) }
-    }
 
     func execute(
         environment: [String: String], isRoot: Bool, now: Double = IdempotencyDefaults.now(),
@@ -227,7 +213,7 @@ struct IdempotencyResolve: AsyncParsableCommand {
 }
 
 /// `mcpjail idempotency forget KEY`.
-struct IdempotencyForget: AsyncParsableCommand {
+struct IdempotencyForget: IdempotencySubcommand {
     static let configuration = CommandConfiguration(
         commandName: "forget",
         abstract: "Delete a recorded call: the next call with its key runs again.",
@@ -244,15 +230,10 @@ struct IdempotencyForget: AsyncParsableCommand {
 
     func validate() throws { try Idempotency.validateKey(key) }
 
-    func run() async throws {
-        let code = try execute(
-            environment: ProcessInfo.processInfo.environment, isRoot: geteuid() == 0,
-            output: { print($0) }, errors: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) })
-        if code != 0 { throw ExitCode(code) }
-    }
-
+    /// (Forgetting needs no clock; `now` is there for the shared `run`.)
     func execute(
-        environment: [String: String], isRoot: Bool, output: (String) -> Void, errors: (String) -> Void
+        environment: [String: String], isRoot: Bool, now _: Double = IdempotencyDefaults.now(),
+        output: (String) -> Void, errors: (String) -> Void
     ) throws -> Int32 {
         try Idempotency.reporting(errors) {
             let (store, path) = try Idempotency.existingStore(environment: environment, isRoot: isRoot)
@@ -263,5 +244,22 @@ struct IdempotencyForget: AsyncParsableCommand {
             output("forgot \(key): the next call with this key runs again")
             return 0
         }
+    }
+}
+
+/// An `idempotency` subcommand: its work takes the environment and output as arguments
+/// (so tests call `execute` directly); `run` supplies the real ones.
+protocol IdempotencySubcommand: AsyncParsableCommand {
+    func execute(
+        environment: [String: String], isRoot: Bool, now: Double, output: (String) -> Void, errors: (String) -> Void
+    ) throws -> Int32
+}
+
+extension IdempotencySubcommand {
+    func run() async throws {
+        let code = try execute(
+            environment: ProcessInfo.processInfo.environment, isRoot: geteuid() == 0, now: IdempotencyDefaults.now(),
+            output: { print($0) }, errors: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) })
+        if code != 0 { throw ExitCode(code) }
     }
 }

@@ -130,7 +130,8 @@ public final class Relay: @unchecked Sendable {
             return .consume
         }
         var loadFailure: String? = nil
-        if let toolName, policy.profile.policy(forTool: toolName) != nil, policy.catalog.needsLoad {
+        let toolPolicy = toolName.flatMap(policy.profile.policy(forTool:))
+        if toolPolicy != nil, policy.catalog.needsLoad {
             // The relay's own tools/list must reach the server after what the client sent
             // before this call, so the reader flushes those lines first and asks again.
             if !awaitingFlush {
@@ -160,9 +161,10 @@ public final class Relay: @unchecked Sendable {
             if !principal.actors.isEmpty { call.actors = principal.actors }
         }
         if policy.profile.audit.logArguments, method == "tools/call", let arguments = state.arguments(of: request) {
-            call.loggedArguments = policy.sanitizer.redactor.isEmpty ? arguments : redactStrings(arguments)
+            let redactor = policy.sanitizer.redactor
+            call.loggedArguments = redactor.isEmpty ? arguments : arguments.mapStrings(redactor.redact)
         }
-        if refusal == nil, let toolName, let toolPolicy = policy.profile.policy(forTool: toolName), toolPolicy.write {
+        if refusal == nil, let toolName, let toolPolicy, toolPolicy.write {
             let start = writes?.start(
                 tool: toolName, policy: toolPolicy, subject: state.subject, arguments: state.arguments(of: request),
                 suppliedKey: state.meta.idempotencyKey)
@@ -191,7 +193,7 @@ public final class Relay: @unchecked Sendable {
             }
         }
         if refusal == nil {
-            call.deadline = arrived &+ Self.nanoseconds(policy.timeout(method: method, tool: toolName))
+            call.deadline = arrived &+ policy.timeout(method: method, tool: toolName).wholeNanoseconds
             let inserted = pending.withLock { table -> Bool in
                 guard table[id] == nil else { return false }
                 table[id] = call
@@ -207,15 +209,6 @@ public final class Relay: @unchecked Sendable {
         }
         refuse(call, id: id, refusal)
         return .consume
-    }
-
-    private func redactStrings(_ value: JSONValue) -> JSONValue {
-        switch value {
-        case .string(let text): return .string(policy.sanitizer.redactor.redact(text))
-        case .array(let elements): return .array(elements.map(redactStrings))
-        case .object(let object): return .object(JSONObject(object.members.map { ($0.key, redactStrings($0.value)) }))
-        default: return value
-        }
     }
 
     // MARK: write tools
@@ -242,7 +235,7 @@ public final class Relay: @unchecked Sendable {
         case .execute:
             // The key was forgotten meanwhile: this call is now the first.
             call.idempotency = "executed"
-            call.deadline = monotonicNanoseconds() &+ Self.nanoseconds(timeout)
+            call.deadline = monotonicNanoseconds() &+ timeout.wholeNanoseconds
             let inserted = pending.withLock { table -> Bool in
                 guard table[id] == nil else { return false }
                 table[id] = call
@@ -281,7 +274,7 @@ public final class Relay: @unchecked Sendable {
         let meta = Self.forwardableMeta(request)
         sendCatalogRequest(cursor: nil, meta: meta)
         let timeout = policy.timeout(method: "tools/list", tool: nil)
-        return policy.catalog.waitForLoad(deadline: Date(timeIntervalSinceNow: Double(Self.nanoseconds(timeout)) / 1e9))
+        return policy.catalog.waitForLoad(deadline: Date(timeIntervalSinceNow: timeout.secondsValue))
     }
 
     /// The caller's `_meta` without mcpjail's keys and the progress token, for the
@@ -297,7 +290,7 @@ public final class Relay: @unchecked Sendable {
     private func sendCatalogRequest(cursor: String?, meta: [UInt8]?) {
         var call = PendingCall(id: nil, method: "tools/list", tool: nil, arguments: .none, arrived: monotonicNanoseconds(), time: wallClockSeconds(), bytesIn: 0)
         call.role = .catalogPage(meta: meta)
-        call.deadline = call.arrived &+ Self.nanoseconds(policy.timeout(method: "tools/list", tool: nil))
+        call.deadline = call.arrived &+ policy.timeout(method: "tools/list", tool: nil).wholeNanoseconds
         var id: RequestID
         repeat {
             let number = internalRequests.add(1, ordering: .relaxed).newValue
@@ -334,11 +327,6 @@ public final class Relay: @unchecked Sendable {
         } else {
             policy.catalog.finishLoad()
         }
-    }
-
-    static func nanoseconds(_ duration: Duration) -> UInt64 {
-        let (seconds, attoseconds) = duration.components
-        return UInt64(max(0, seconds)) &* 1_000_000_000 &+ UInt64(max(0, attoseconds / 1_000_000_000))
     }
 
     /// Answers a line that never reached the pipeline (framing or envelope fault).

@@ -211,12 +211,8 @@ public final class Session {
         var deadline: UInt64 = .max
         var timedOut = false
         var revoked = false
-        let wallDeadline: UInt64 = profile.limits.wallTime.map { limit in
-            let (seconds, attoseconds) = limit.components
-            return monotonicNanoseconds() + UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
-        } ?? .max
-        let grace = UInt64(profile.server.stopTimeout.components.seconds) * 1_000_000_000
-            + UInt64(profile.server.stopTimeout.components.attoseconds / 1_000_000_000)
+        let wallDeadline: UInt64 = profile.limits.wallTime.map { monotonicNanoseconds() + $0.wholeNanoseconds } ?? .max
+        let grace = profile.server.stopTimeout.wholeNanoseconds
 
         func beginStop(_ why: String) {
             guard phase == .running else { return }

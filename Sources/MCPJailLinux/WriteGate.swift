@@ -53,7 +53,7 @@ public final class WriteGate: Sendable {
         }
         let decision: IdempotencyDecision
         do {
-            decision = try store.begin(call, owner: owner, ttl: Self.seconds(policy.idempotencyTTL), now: IdempotencyDefaults.now())
+            decision = try store.begin(call, owner: owner, ttl: policy.idempotencyTTL.secondsValue, now: IdempotencyDefaults.now())
         } catch {
             return .refuse(call, storeFailure(error))
         }
@@ -64,7 +64,7 @@ public final class WriteGate: Sendable {
     func wait(for call: IdempotentCall, policy: Profile.ToolPolicy, timeout: Duration) -> Start {
         let decision: IdempotencyDecision
         do {
-            decision = try store.waitForCompletion(call, owner: owner, ttl: Self.seconds(policy.idempotencyTTL), timeout: timeout)
+            decision = try store.waitForCompletion(call, owner: owner, ttl: policy.idempotencyTTL.secondsValue, timeout: timeout)
         } catch {
             return .refuse(call, storeFailure(error))
         }
@@ -147,10 +147,5 @@ public final class WriteGate: Sendable {
             return IdempotencyErrors.operatorResolvedResult
         }
         return JSONWriter.bytes(result)
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        let (seconds, attoseconds) = duration.components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }

@@ -61,6 +61,19 @@ extension JSONValue {
     }
 }
 
+extension JSONValue {
+    /// The same value with every string (not member names) passed through `transform`.
+    public func mapStrings(_ transform: (String) -> String) -> JSONValue {
+        switch self {
+        case .string(let text): return .string(transform(text))
+        case .array(let elements): return .array(elements.map { $0.mapStrings(transform) })
+        case .object(let object):
+            return .object(JSONObject(uniqueMembers: object.members.map { ($0.key, $0.value.mapStrings(transform)) }))
+        default: return self
+        }
+    }
+}
+
 // MARK: - Literals (convenient in tests and when building messages)
 
 extension JSONValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,

@@ -19,9 +19,7 @@ public final class RateLimiter: Sendable {
     /// (nanoseconds). nil when allowed, else the seconds to wait.
     public func take(_ key: String, rate: Profile.Rate, now: UInt64) -> Double? {
         let capacity = Double(rate.count)
-        let (seconds, attoseconds) = rate.period.components
-        let periodNanos = Double(seconds) * 1e9 + Double(attoseconds) / 1e9
-        let refillPerNano = capacity / periodNanos
+        let refillPerNano = capacity / (rate.period.secondsValue * 1e9)
         return buckets.withLock { table -> Double? in
             var bucket = table[key] ?? Bucket(tokens: capacity, updated: now)
             let elapsed = now >= bucket.updated ? Double(now - bucket.updated) : 0

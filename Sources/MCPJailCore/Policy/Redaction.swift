@@ -140,25 +140,13 @@ public struct ErrorSanitizer: Sendable {
         var changed = false
         for key in ["error", "result"] {
             if let value = message[key] {
-                let cleaned = sanitizeStrings(value, changed: &changed)
-                message[key] = cleaned
+                message[key] = value.mapStrings { text in
+                    let cleaned = sanitize(text)
+                    if !cleaned.utf8.elementsEqual(text.utf8) { changed = true }
+                    return cleaned
+                }
             }
         }
         return changed ? JSONWriter.bytes(.object(message)) : nil
-    }
-
-    private func sanitizeStrings(_ value: JSONValue, changed: inout Bool) -> JSONValue {
-        switch value {
-        case .string(let text):
-            let cleaned = sanitize(text)
-            if !cleaned.utf8.elementsEqual(text.utf8) { changed = true }
-            return .string(cleaned)
-        case .array(let elements):
-            return .array(elements.map { sanitizeStrings($0, changed: &changed) })
-        case .object(let object):
-            return .object(JSONObject(object.members.map { ($0.key, sanitizeStrings($0.value, changed: &changed)) }))
-        default:
-            return value
-        }
     }
 }

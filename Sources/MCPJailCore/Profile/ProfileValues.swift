@@ -230,3 +230,17 @@ public enum ProfileFormat {
     /// `1`, `0.5`.
     public static func cores(_ cores: Double) -> String { ProfileValidator.formatCores(cores) }
 }
+
+extension Duration {
+    /// Whole nanoseconds (negative durations count as zero), for monotonic deadlines.
+    public var wholeNanoseconds: UInt64 {
+        let (seconds, attoseconds) = components
+        return UInt64(max(0, seconds)) &* 1_000_000_000 &+ UInt64(max(0, attoseconds / 1_000_000_000))
+    }
+
+    /// Seconds as a `Double`.
+    public var secondsValue: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}
