@@ -80,8 +80,24 @@ final class SQLiteConnection {
     /// Whether a transaction is open (after a failure, to know whether to roll back).
     var inTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 
+    /// The result code of the last failure this connection reported (SQLITE_OK before any).
+    private(set) var lastFailureCode: Int32 = SQLITE_OK
+
+    /// Whether the last failure came from another connection working on the file at the
+    /// same time: its lock (SQLITE_BUSY, SQLITE_LOCKED), or the rollback journal it deleted
+    /// first while both switched a new file to WAL (SQLITE_IOERR_DELETE_NOENT).
+    var lastFailureWasAnotherConnection: Bool {
+        [SQLITE_BUSY, SQLITE_LOCKED].contains(lastFailureCode & 0xFF) || lastFailureCode == Self.ioerrDeleteNoent
+    }
+
+    /// SQLITE_IOERR_DELETE_NOENT (a macro with a shift, which Swift does not import).
+    static let ioerrDeleteNoent: Int32 = SQLITE_IOERR | (23 << 8)
+
+    func forgetLastFailure() { lastFailureCode = SQLITE_OK }
+
     func failure(_ code: Int32, doing: String) -> MCPJailError {
-        Self.failure(
+        lastFailureCode = code
+        return Self.failure(
             path: path, code: code, message: String(cString: sqlite3_errmsg(handle)), doing: doing,
             busyTimeout: busyTimeoutMilliseconds)
     }

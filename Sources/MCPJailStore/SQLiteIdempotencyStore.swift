@@ -79,7 +79,7 @@ public final class SQLiteIdempotencyStore: IdempotencyStore {
         self.pruneInterval = max(1, pruneInterval)
         try Self.createFile(path)
         let connection = try SQLiteConnection(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
-        try Self.configure(connection, durability: durability)
+        try Self.configureWaitingForOthers(connection, durability: durability)
         state = Mutex(State(connection: connection))
         try prune(now: now)
     }
@@ -366,6 +366,30 @@ public final class SQLiteIdempotencyStore: IdempotencyStore {
             try makeDirectories(String(directory[..<slash]), fail: fail)
         }
         if mkdir(directory, 0o700) != 0 && errno != EEXIST { throw fail(errno) }
+    }
+
+    /// ``configure(_:durability:)``, retried while other processes hold the file, up to the
+    /// busy timeout. SQLite's busy handler does not cover all of opening: when two connections
+    /// switch a new file to WAL together, SQLite fails one at once with SQLITE_BUSY rather than
+    /// wait (deadlock avoidance), or with SQLITE_IOERR_DELETE_NOENT when the other deleted the
+    /// rollback journal first, so two `mcpjail run` started together would otherwise fail.
+    private static func configureWaitingForOthers(_ db: SQLiteConnection, durability: Durability)
+        throws(MCPJailError)
+    {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .milliseconds(Int(db.busyTimeoutMilliseconds))
+        var pause: UInt32 = 1_000  // µs, doubled up to 32 ms
+        while true {
+            db.forgetLastFailure()
+            do {
+                try configure(db, durability: durability)
+                return
+            } catch {
+                guard db.lastFailureWasAnotherConnection, clock.now < deadline else { throw error }
+                usleep(pause + UInt32.random(in: 0..<pause))  // jitter: racing openers drift apart
+                pause = min(pause * 2, 32_000)
+            }
+        }
     }
 
     /// WAL, the durability level, and the schema (created once, under the write lock, so

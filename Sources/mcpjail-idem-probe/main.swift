@@ -4,6 +4,7 @@
 //       begin KEY FINGERPRINT  ->  execute | replay HEX | in_flight | mismatch | outcome_unknown | error MESSAGE
 //       complete KEY HEX       ->  stored | not_stored | error MESSAGE
 //       owner                  ->  PID START_TIME
+//   mcpjail-idem-probe open DB      waits for a line on stdin, then opens DB: answers opened | error MESSAGE
 //   mcpjail-idem-probe bench DIR [N]   p50/p90/p99 of the store's operations, both durability levels
 //
 // The measurement: swift run -c release mcpjail-idem-probe bench /some/dir/on/the/state/disk
@@ -79,6 +80,17 @@ func serve(database: String) {
     }
 }
 
+/// Opens the store once told to, so that a test can release several processes at once.
+func openWhenTold(database: String) {
+    guard readLine() != nil else { fail("stdin closed before the go") }
+    do {
+        _ = try SQLiteIdempotencyStore(path: database)
+        say("opened")
+    } catch {
+        say("error \(error.message)")
+    }
+}
+
 /// Nanoseconds on the monotonic clock.
 func nanoseconds() -> UInt64 {
     var now = timespec()
@@ -151,6 +163,7 @@ func bench(directory: String, count: Int) {
 let arguments = CommandLine.arguments
 switch arguments.count >= 3 ? arguments[1] : "" {
 case "serve": serve(database: arguments[2])
+case "open": openWhenTold(database: arguments[2])
 case "bench": bench(directory: arguments[2], count: arguments.count > 3 ? Int(arguments[3]) ?? 2000 : 2000)
-default: fail("usage: mcpjail-idem-probe serve DB | bench DIR [N]")
+default: fail("usage: mcpjail-idem-probe serve DB | open DB | bench DIR [N]")
 }

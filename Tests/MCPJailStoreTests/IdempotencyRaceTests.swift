@@ -120,6 +120,32 @@ struct IdempotencyRaceTests {
         }
     }
 
+    /// Two `mcpjail run` started together both open a file that does not exist yet. SQLite
+    /// answers one of two connections that both switch a new file to WAL with SQLITE_BUSY at
+    /// once, without waiting (its deadlock avoidance): the store must wait that out itself.
+    @Test("processes and threads opening a new file at the same instant all open it")
+    func openingTogether() throws {
+        for _ in 0..<20 {
+            let temp = try TempStore()
+            defer { temp.cleanup() }
+            let failures = Collector<String>()
+            let probes = try (0..<6).map { _ in try ProbeProcess(database: temp.path, mode: "open") }
+            usleep(100_000)  // all six started and waiting for the go
+            race(4, { _ in
+                do { _ = try temp.open() } catch { failures.append("\(error)") }
+            }, whileWaiting: {
+                probes.forEach { $0.send("go") }
+            })
+            for probe in probes {
+                let answer = probe.readLine() ?? "nothing"
+                if answer != "opened" { failures.append("a probe answered \(answer)") }
+                probe.stop()
+            }
+            #expect(failures.all.isEmpty, "\(failures.all)")
+            if !failures.all.isEmpty { break }
+        }
+    }
+
     @Test("a probe killed mid-call leaves an unknown outcome, not a re-execution")
     func killedProcess() throws {
         let temp = try TempStore()

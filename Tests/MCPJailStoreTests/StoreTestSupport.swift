@@ -92,9 +92,10 @@ final class ProbeProcess {
         return URL(fileURLWithPath: bundle).deletingLastPathComponent().appendingPathComponent("mcpjail-idem-probe").path
     }
 
-    init(database: String) throws {
+    /// `mode` is the probe's subcommand: `serve`, or `open` (opens when sent a line).
+    init(database: String, mode: String = "serve") throws {
         process.executableURL = URL(fileURLWithPath: Self.executable)
-        process.arguments = ["serve", database]
+        process.arguments = [mode, database]
         process.standardInput = input
         process.standardOutput = output
         try process.run()

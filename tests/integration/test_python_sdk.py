@@ -3,6 +3,7 @@ protocol eras: legacy (`initialize`) and 2026-07-28 (`server/discover`)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
 
 ERAS = ["legacy", "2026-07-28"]
+_connection_numbers = itertools.count(1)
 MIB = 1024 * 1024
 
 
@@ -23,7 +25,9 @@ async def connect(jail: Jail, name: str, era: str, **session_kw):
     """A ClientSession through `mcpjail run NAME`, handshaken in the given era."""
     cmd = jail.command(name)
     params = StdioServerParameters(command=cmd[0], args=cmd[1:], env=jail.env())
-    errlog = open(jail.root / f"{name}-{era}.client-stderr", "w")
+    # one file per connection: two sessions of the same profile must not overwrite each other
+    errlog_path = jail.root / f"{name}-{era}-{next(_connection_numbers)}.client-stderr"
+    errlog = open(errlog_path, "w")
     transport_errors: list[Exception] = []
 
     async def on_message(message) -> None:
@@ -45,6 +49,10 @@ async def connect(jail: Jail, name: str, era: str, **session_kw):
                 assert session.protocol_version == ("2026-07-28" if era != "legacy" else session.protocol_version)
                 session.transport_errors = transport_errors  # type: ignore[attr-defined]
                 yield session
+    except BaseException:
+        errlog.flush()
+        print(f"stderr of `mcpjail run {name}` ({errlog_path.name}):\n{errlog_path.read_text()}")
+        raise
     finally:
         errlog.close()
     assert not transport_errors, f"the client saw transport errors: {transport_errors}"
