@@ -292,6 +292,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")
+    parser.add_argument("--startup-only", action="store_true", help="only the start-up and teardown table")
     opts = parser.parse_args()
     if not MCPJAIL.exists():
         print(f"bench: {MCPJAIL} is missing (make release)", file=sys.stderr)
@@ -335,6 +336,10 @@ def main() -> int:
     started = time.perf_counter()
     for argv in ways.values():  # warm the page cache: the first launch of anything is slow
         launch_to_initialize(argv, env)
+    if opts.startup_only:
+        print(jail_startup(ways, env, rounds=opts.rounds))
+        shutil.rmtree(tmp, ignore_errors=True)
+        return 0
     for r in range(opts.rounds):
         for way, argv in ways.items():
             launches = [launch_to_initialize(argv, env) for _ in range(5)]
