@@ -453,6 +453,12 @@ static void jail_child(const struct mcpjail_jail_config *config, int release_fd,
     // Die with mcpjail. (getppid() is 0 here: the parent is outside the pid namespace;
     // the release pipe tells whether it is still there.)
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_PDEATHSIG);
+    // Join the v1 cgroups while the parent writes the id maps (still one thread here, so
+    // writing "0" into `tasks` moves the whole process).
+    for (int i = 0; i < config->cgroup_tasks_fd_count; i++) {
+        if (write(config->cgroup_tasks_fds[i], "0", 1) != 1) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_CGROUP);
+        close(config->cgroup_tasks_fds[i]);
+    }
     char go = 0;
     ssize_t got;
     do {
@@ -461,7 +467,8 @@ static void jail_child(const struct mcpjail_jail_config *config, int release_fd,
     if (got != 1) _exit(127);  // the parent gave up or died: nothing to report to
     close(release_fd);
 
-    // Now in its cgroup (the parent moved it): make that the cgroup namespace's root.
+    // Now in its cgroups (joined above; the parent placed it in a v2 one): make that the
+    // cgroup namespace's root.
     if (unshare(CLONE_NEWCGROUP) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_MOUNT_PRIVATE);
 
     if (config->switch_identity) {

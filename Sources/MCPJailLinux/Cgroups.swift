@@ -289,7 +289,8 @@ public struct CgroupPlan: Sendable, Equatable {
 }
 
 /// The cgroup(s) of one session: created with the profile's limits before the server
-/// starts, joined by the jail's child (it writes "0" into each of ``procsFDs`` before exec),
+/// starts, joined by the jail's first process before it does anything else (see
+/// ``tasksFDs`` and ``procsFDs``),
 /// emptied with ``killAll()`` and removed with ``remove()`` when the session ends.
 ///
 /// cgroup v2: one directory, `/sys/fs/cgroup/mcpjail/SESSION` as root (controllers enabled
@@ -307,15 +308,23 @@ public final class SessionCgroup: @unchecked Sendable {
 
     public let plan: CgroupPlan
     public let directories: [Directory]
-    /// Open (O_WRONLY | O_CLOEXEC) fds to each directory's cgroup.procs: the child writes "0"
-    /// into each before exec. Closed by ``remove()`` (or deinit).
+    /// v2 directories: open (O_WRONLY | O_CLOEXEC) fds of their `cgroup.procs`; the parent
+    /// writes the jail's pid into each before releasing it. Closed by ``remove()`` (or deinit).
     public private(set) var procsFDs: [Int32]
+    /// v1 directories: open (O_WRONLY | O_CLOEXEC) fds of their `tasks` files; the jail's
+    /// first process, still single-threaded, writes "0" into each as its first step. Moving
+    /// one thread by itself skips the kernel's global threadgroup lock, whose write side
+    /// waits for an RCU grace period: writing a pid into v1 `cgroup.procs` took 15-20 ms of
+    /// every start on the 2-CPU test machine, writing "0" into `tasks` 0.01-0.04 ms. The
+    /// permission check uses the opener's (mcpjail's) credentials. Closed like ``procsFDs``.
+    public private(set) var tasksFDs: [Int32]
     private var removed = false
 
-    init(plan: CgroupPlan, directories: [Directory], procsFDs: [Int32]) {
+    init(plan: CgroupPlan, directories: [Directory], procsFDs: [Int32], tasksFDs: [Int32]) {
         self.plan = plan
         self.directories = directories
         self.procsFDs = procsFDs
+        self.tasksFDs = tasksFDs
     }
 
     deinit {
@@ -357,9 +366,10 @@ public final class SessionCgroup: @unchecked Sendable {
             }
         }
         var made: [Directory] = []
-        var fds: [Int32] = []
+        var procsFDs: [Int32] = []
+        var tasksFDs: [Int32] = []
         let cleanup = {
-            for fd in fds { _ = Glibc.close(fd) }
+            for fd in procsFDs + tasksFDs { _ = Glibc.close(fd) }
             for directory in made.reversed() { _ = rmdir(directory.path) }
         }
         do throws(MCPJailError) {
@@ -374,15 +384,16 @@ public final class SessionCgroup: @unchecked Sendable {
                 }
                 made.append(Directory(version: group.version, controllers: group.controllers, path: path))
                 try writeLimits(profile.limits, version: group.version, controllers: group.controllers, directory: path)
-                let fd = open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
-                if fd < 0 { throw CgroupFiles.failure("open", path + "/cgroup.procs", errno) }
-                fds.append(fd)
+                let joinFile = path + (group.version == .v1 ? "/tasks" : "/cgroup.procs")
+                let fd = open(joinFile, O_WRONLY | O_CLOEXEC)
+                if fd < 0 { throw CgroupFiles.failure("open", joinFile, errno) }
+                if group.version == .v1 { tasksFDs.append(fd) } else { procsFDs.append(fd) }
             }
         } catch {
             cleanup()
             throw error
         }
-        return SessionCgroup(plan: plan, directories: made, procsFDs: fds)
+        return SessionCgroup(plan: plan, directories: made, procsFDs: procsFDs, tasksFDs: tasksFDs)
     }
 
     /// v2: the session directory under `parent`, with `controllers` enabled for it.
@@ -480,7 +491,7 @@ public final class SessionCgroup: @unchecked Sendable {
     }
 
     /// Removes the session's cgroups (call after ``killAll()``; waits up to ~2 s for dying
-    /// processes to leave), closes ``procsFDs``, and removes the shared `mcpjail` parent when
+    /// processes to leave), closes ``procsFDs`` and ``tasksFDs``, and removes the shared `mcpjail` parent when
     /// no other session uses it. Idempotent. Returns the directories that could not be
     /// removed (empty on success).
     @discardableResult
@@ -543,8 +554,9 @@ public final class SessionCgroup: @unchecked Sendable {
     }
 
     private func closeFDs() {
-        for fd in procsFDs { _ = Glibc.close(fd) }
+        for fd in procsFDs + tasksFDs { _ = Glibc.close(fd) }
         procsFDs = []
+        tasksFDs = []
     }
 }
 

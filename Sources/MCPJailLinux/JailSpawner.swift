@@ -226,6 +226,7 @@ public struct JailSpawner: ServerSpawner {
                     restrictions.seccompProgram.withUnsafeBytes { filter in
                         mounts.withUnsafeBufferPointer { steps in
                           egressSockets.withUnsafeBufferPointer { egressSocketList in
+                          restrictions.cgroupTasksFDs.withUnsafeBufferPointer { tasksFDs in
                             var config = mcpjail_jail_config()
                             config.process = mcpjail_spawn_config(
                                 path: strings.add(profile.server.command), argv: argvPointers, envp: envPointers,
@@ -246,8 +247,11 @@ public struct JailSpawner: ServerSpawner {
                                 channel_fd: restrictions.egress?.jailChannel ?? -1,
                                 sockets: egressSocketList.baseAddress, socket_count: Int32(egressSocketList.count),
                                 ipv6: restrictions.egress?.ipv6 == true ? 1 : 0)
+                            config.cgroup_tasks_fds = tasksFDs.baseAddress
+                            config.cgroup_tasks_fd_count = Int32(tasksFDs.count)
                             // The forked child works on a copy of this memory: the pointers stay valid there.
                             return mcpjail_jail_clone(&config, &pid, &releaseFD, &errorFD, &inspectFD, &result)
+                          }
                           }
                         }
                     }

@@ -17,8 +17,10 @@ public struct ServerStdio: Sendable {
 
 /// What the child applies to itself between fork and exec, prepared before the fork.
 public struct ChildRestrictions: Sendable {
-    /// Open `cgroup.procs` files of the session's cgroups; the child joins each.
+    /// Open `cgroup.procs` files of the session's v2 cgroup; the parent writes the child's pid.
     public var cgroupProcsFDs: [Int32]
+    /// Open `tasks` files of the session's v1 cgroups; the child writes "0" first thing.
+    public var cgroupTasksFDs: [Int32]
     /// (resource, soft, hard) for setrlimit.
     public var rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)]
     /// A compiled seccomp-BPF program, installed last; empty for none.
@@ -30,10 +32,11 @@ public struct ChildRestrictions: Sendable {
     public var egress: EgressBridge?
 
     public init(
-        cgroupProcsFDs: [Int32] = [], rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)] = [],
+        cgroupProcsFDs: [Int32] = [], cgroupTasksFDs: [Int32] = [], rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)] = [],
         seccompProgram: [UInt8] = [], pins: PinCheck? = nil, egress: EgressBridge? = nil
     ) {
         self.cgroupProcsFDs = cgroupProcsFDs
+        self.cgroupTasksFDs = cgroupTasksFDs
         self.rlimits = rlimits
         self.seccompProgram = seccompProgram
         self.pins = pins

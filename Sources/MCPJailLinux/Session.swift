@@ -88,7 +88,7 @@ public final class Session {
             throw error
         }
         let restrictions = ChildRestrictions(
-            cgroupProcsFDs: cgroup?.procsFDs ?? [], rlimits: rlimits, seccompProgram: seccomp.program, pins: pins,
+            cgroupProcsFDs: cgroup?.procsFDs ?? [], cgroupTasksFDs: cgroup?.tasksFDs ?? [], rlimits: rlimits, seccompProgram: seccomp.program, pins: pins,
             egress: bridge)
 
         let server: SpawnedServer

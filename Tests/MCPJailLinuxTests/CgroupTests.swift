@@ -289,7 +289,7 @@ struct CgroupLimitTests {
         #expect(cgroup.limitHit() == nil)
     }
 
-    @Test("procsFDs are open for writing to each cgroup.procs; killAll empties, remove leaves nothing")
+    @Test("procsFDs (v2) and tasksFDs (v1) are open for writing, one per directory; killAll empties, remove leaves nothing")
     func procsFDsKillAndRemove() throws {
         guard let cgroup = try CgroupTestSupport.make(Profile.Limits(cpuCores: 1)) else { return }
         var removed = false
@@ -299,17 +299,19 @@ struct CgroupLimitTests {
                 cgroup.remove()
             }
         }
-        #expect(cgroup.procsFDs.count == cgroup.directories.count)
-        for fd in cgroup.procsFDs {
+        #expect(cgroup.procsFDs.count == cgroup.directories.filter { $0.version == .v2 }.count)
+        #expect(cgroup.tasksFDs.count == cgroup.directories.filter { $0.version == .v1 }.count)
+        for fd in cgroup.procsFDs + cgroup.tasksFDs {
             #expect(fcntl(fd, F_GETFD) & FD_CLOEXEC != 0)
             #expect(fcntl(fd, F_GETFL) & O_ACCMODE == O_WRONLY)
         }
-        // A sleeper joined through the fds (the child writes "0"; here the parent writes its pid).
+        // A sleeper joined through the fds (the jail writes "0" into `tasks`; here the test
+        // writes the pid of the single-threaded sleeper, which moves it whole).
         let sleeper = Process()
         sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
         sleeper.arguments = ["30"]
         try sleeper.run()
-        for fd in cgroup.procsFDs {
+        for fd in cgroup.procsFDs + cgroup.tasksFDs {
             let text = Array("\(sleeper.processIdentifier)".utf8)
             #expect(text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == text.count)
         }
@@ -320,7 +322,7 @@ struct CgroupLimitTests {
         #expect(cgroup.pids() == [])
         #expect(cgroup.remove() == [])
         removed = true
-        #expect(cgroup.procsFDs.isEmpty)
+        #expect(cgroup.procsFDs.isEmpty && cgroup.tasksFDs.isEmpty)
         for directory in cgroup.directories {
             #expect(access(directory.path, F_OK) != 0, "\(directory.path) is left behind")
         }

@@ -99,10 +99,14 @@ struct mcpjail_jail_config {
     /// jail's root and waits for `mcpjail_jail_continue` (mcpjail verifies pins there).
     int inspect;
     struct mcpjail_egress_config egress;
+    /// Open cgroup v1 `tasks` files: the child writes "0" into each as its first step (one
+    /// thread moving itself skips the kernel's global threadgroup lock), then closes them.
+    const int *cgroup_tasks_fds;
+    int cgroup_tasks_fd_count;
 };
 
-/// Clones the jail's first process, which waits until `mcpjail_jail_release` so the parent
-/// can write its id maps and cgroup placement. Returns 0 and sets `pid`, `release_fd`,
+/// Clones the jail's first process, which joins its v1 cgroups and waits until
+/// `mcpjail_jail_release` so the parent can write its id maps and v2 cgroup placement. Returns 0 and sets `pid`, `release_fd`,
 /// `error_fd` and `inspect_fd` (-1 unless config->inspect), or -1 with result->stage/error set.
 int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int *release_fd, int *error_fd,
                        int *inspect_fd, struct mcpjail_spawn_result *result);
