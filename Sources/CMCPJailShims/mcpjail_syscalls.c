@@ -61,6 +61,11 @@ int mcpjail_install_signal_pipe(int write_fd, const int *signals, int count) {
     return 0;
 }
 
+int mcpjail_notify_directory_changes(int directory_fd, int signal) {
+    if (fcntl(directory_fd, F_SETSIG, signal) != 0) return -1;
+    return fcntl(directory_fd, F_NOTIFY, DN_CREATE | DN_DELETE | DN_RENAME | DN_MODIFY | DN_ATTRIB | DN_MULTISHOT);
+}
+
 int mcpjail_set_child_subreaper(void) {
     return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }

@@ -6,10 +6,6 @@ public enum SessionEvent: Equatable, Sendable {
     case signal(Int32)
     case clientClosed
     case serverOutputClosed
-    /// The session's profile was removed or renamed: the server is revoked.
-    case profileRevoked
-    /// The profile file was edited; the session keeps the policy it started with.
-    case profileChanged
 }
 
 /// A non-blocking self-pipe that signal handlers (in C, async-signal-safe) and relay
@@ -19,8 +15,6 @@ public final class EventPipe: @unchecked Sendable {
     private let writeFD: Int32
     private static let clientClosedByte: UInt8 = 200
     private static let serverOutputClosedByte: UInt8 = 201
-    private static let profileRevokedByte: UInt8 = 202
-    private static let profileChangedByte: UInt8 = 203
 
     public init() throws(SystemCallError) {
         let (read, write) = try FD.pipe()
@@ -44,8 +38,6 @@ public final class EventPipe: @unchecked Sendable {
         case .signal(let number): byte = UInt8(truncatingIfNeeded: number)
         case .clientClosed: byte = Self.clientClosedByte
         case .serverOutputClosed: byte = Self.serverOutputClosedByte
-        case .profileRevoked: byte = Self.profileRevokedByte
-        case .profileChanged: byte = Self.profileChangedByte
         }
         _ = Glibc.write(writeFD, &byte, 1)
     }
@@ -62,8 +54,6 @@ public final class EventPipe: @unchecked Sendable {
             switch byte {
             case Self.clientClosedByte: .clientClosed
             case Self.serverOutputClosedByte: .serverOutputClosed
-            case Self.profileRevokedByte: .profileRevoked
-            case Self.profileChangedByte: .profileChanged
             default: .signal(Int32(byte))
             }
         }

@@ -1,101 +1,115 @@
+import CMCPJailShims
 import Foundation
 import Glibc
 import MCPJailCore
-import Synchronization
 
-/// Watches a running session's profile file with inotify (on its directory, so that a
-/// removal, a rename or the directory's own removal is seen) and posts to the session's
-/// ``EventPipe``: ``SessionEvent/profileRevoked`` when the file is gone, or
-/// ``SessionEvent/profileChanged`` when it was edited.
+/// Watches a running session's profile file and tells the supervisor when it was removed
+/// or renamed (``Change/revoked``) or edited (``Change/edited``).
+///
+/// The kernel reports changes in the profile's directory with dnotify: ``signal`` (SIGIO)
+/// reaches the session's ``EventPipe`` and the supervisor calls ``look(now:)``; it also
+/// looks every ``idleLookInterval``, which covers what dnotify cannot see (the directory
+/// itself removed or replaced). Not inotify: the kernel frees an inotify instance's watch
+/// only after an SRCU grace period, which closing the instance waits for, 8-24 ms measured
+/// on the test machine, added to the exit of every session (the client waits for that
+/// exit). dnotify's marks belong to one kernel-wide group and are released without waiting.
 ///
 /// Editors often replace a file by removing or renaming it and writing it again, so a
 /// disappearance is confirmed after ``confirmDelay``: if the file is back by then, it was an
 /// edit. Revocation is thus noticed within about a quarter of a second.
-public final class ProfileWatch: @unchecked Sendable {
-    private let path: String
-    private let directory: String
-    private let name: String
-    private let events: EventPipe
-    private let inotify: Int32
-    private let stopping = Atomic<Bool>(false)
+public final class ProfileWatch {
+    /// What happened to the profile file.
+    public enum Change: Equatable, Sendable {
+        /// Removed or renamed: the server is revoked.
+        case revoked
+        /// Edited: the session keeps the policy it started with.
+        case edited
+    }
 
-    static let confirmDelay: useconds_t = 200_000
+    /// The signal dnotify sends; capture it with ``EventPipe/captureSignals(_:)`` before
+    /// creating a watch.
+    public static let signal = SIGIO
+    static let confirmDelay: UInt64 = 200_000_000
+    static let idleLookInterval: UInt64 = 500_000_000
+
+    private let path: String
+    private var directory: Int32
+    private var seen: FileIdentity?
+    private var goneSince: UInt64?
+    /// When ``look(now:)`` wants to be called next, at the latest (monotonic ns).
+    public private(set) var nextLook: UInt64
 
     /// Starts watching `path` (the profile file as found in its profile directory).
-    public init(path: String, events: EventPipe) throws(SystemCallError) {
+    public init(path: String) throws(SystemCallError) {
         let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         self.path = absolute
-        directory = (absolute as NSString).deletingLastPathComponent
-        name = (absolute as NSString).lastPathComponent
-        self.events = events
-        inotify = inotify_init1(Int32(IN_CLOEXEC))
-        if inotify < 0 { throw SystemCallError("inotify_init1", errno: errno) }
-        let mask = UInt32(IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)
-        if inotify_add_watch(inotify, directory, mask) < 0 {
+        let parent = (absolute as NSString).deletingLastPathComponent
+        directory = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directory < 0 { throw SystemCallError("open(\(parent))", errno: errno) }
+        if mcpjail_notify_directory_changes(directory, Self.signal) != 0 {
             let error = errno
-            Glibc.close(inotify)
-            throw SystemCallError("inotify_add_watch(\(directory))", errno: error)
+            Glibc.close(directory)
+            throw SystemCallError("fcntl(F_NOTIFY, \(parent))", errno: error)
         }
+        seen = FileIdentity(path: absolute)
+        nextLook = monotonicNanoseconds() + Self.idleLookInterval
     }
 
-    /// Reads events on a background thread until the session ends (``stop()``).
-    public func start() {
-        Threads.start("mcpjail-profile-watch", background: true) { [self] in
-            run()
-            Glibc.close(inotify)
+    deinit { stop() }
+
+    /// Compares the profile with what it was at the last look. Returns what the session
+    /// must hear of, if anything; after ``Change/revoked`` it returns nil.
+    public func look(now: UInt64) -> Change? {
+        guard directory >= 0 else { return nil }
+        nextLook = now + Self.idleLookInterval
+        guard let current = FileIdentity(path: path) else {
+            guard let since = goneSince else {
+                goneSince = now
+                nextLook = now + Self.confirmDelay
+                return nil
+            }
+            if now >= since + Self.confirmDelay {
+                stop()
+                return .revoked
+            }
+            nextLook = since + Self.confirmDelay
+            return nil
         }
+        let wasGone = goneSince != nil
+        goneSince = nil
+        if wasGone || current != seen {
+            seen = current
+            return .edited
+        }
+        return nil
     }
 
-    /// Ends the watch within half a second; nothing is posted after this.
+    /// Ends the watch; ``look(now:)`` reports nothing after this. Idempotent.
     public func stop() {
-        stopping.store(true, ordering: .releasing)
+        if directory >= 0 { Glibc.close(directory) }
+        directory = -1
+        nextLook = .max
     }
 
-    private func run() {
-        let size = 4096
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
-        defer { buffer.deallocate() }
-        while !stopping.load(ordering: .acquiring) {
-            var poller = pollfd(fd: inotify, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&poller, 1, 500)
-            if ready < 0 && errno != EINTR { return }
-            if ready == 0 {
-                // Belt and braces: a watch can be lost (the directory replaced by another).
-                if access(path, F_OK) != 0 { return confirmGone() }
-                continue
-            }
-            if poller.revents & Int16(POLLNVAL) != 0 { return }
-            let got = read(inotify, buffer, size)
-            if got <= 0 { return }
-            var gone = false
-            var changed = false
-            var offset = 0
-            while offset + MemoryLayout<inotify_event>.size <= got {
-                let event = buffer.load(fromByteOffset: offset, as: inotify_event.self)
-                let nameStart = buffer + offset + MemoryLayout<inotify_event>.size
-                let eventName = event.len > 0 ? String(cString: nameStart.assumingMemoryBound(to: CChar.self)) : ""
-                let mask = Int32(bitPattern: event.mask)
-                if mask & Int32(IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED) != 0 {
-                    gone = true
-                } else if eventName == name {
-                    if mask & Int32(IN_DELETE | IN_MOVED_FROM) != 0 { gone = true }
-                    if mask & Int32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) != 0 { changed = true }
-                }
-                offset += MemoryLayout<inotify_event>.size + Int(event.len)
-            }
-            if gone { return confirmGone() }
-            if changed { events.post(.profileChanged) }
-        }
-    }
+    /// What tells one version of the profile file from another.
+    struct FileIdentity: Equatable {
+        var device: UInt64, inode: UInt64, size: Int64
+        var modified: timespec, changed: timespec
 
-    private func confirmGone() {
-        usleep(Self.confirmDelay)
-        if stopping.load(ordering: .acquiring) { return }
-        if access(path, F_OK) == 0 {
-            events.post(.profileChanged)
-            run()  // it was replaced: keep watching (the directory watch may be new)
-            return
+        init?(path: String) {
+            var info = stat()
+            guard stat(path, &info) == 0 else { return nil }
+            device = UInt64(info.st_dev)
+            inode = UInt64(info.st_ino)
+            size = Int64(info.st_size)
+            modified = info.st_mtim
+            changed = info.st_ctim
         }
-        events.post(.profileRevoked)
+
+        static func == (a: Self, b: Self) -> Bool {
+            a.device == b.device && a.inode == b.inode && a.size == b.size
+                && a.modified.tv_sec == b.modified.tv_sec && a.modified.tv_nsec == b.modified.tv_nsec
+                && a.changed.tv_sec == b.changed.tv_sec && a.changed.tv_nsec == b.changed.tv_nsec
+        }
     }
 }

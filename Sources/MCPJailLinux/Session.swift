@@ -65,7 +65,7 @@ public final class Session {
             stdinPipe = try FD.pipe()
             stdoutPipe = try FD.pipe()
             stderrPipe = try FD.pipe()
-            try events.captureSignals([SIGINT, SIGTERM, SIGHUP, SIGCHLD])
+            try events.captureSignals([SIGINT, SIGTERM, SIGHUP, SIGCHLD, ProfileWatch.signal])
         } catch {
             throw MCPJailError(.io, "cannot set up the relay: \(error)")
         }
@@ -142,16 +142,11 @@ public final class Session {
         // Revocation: removing or renaming the profile stops this session within a second.
         let watch: ProfileWatch?
         do {
-            watch = try ProfileWatch(path: profile.path, events: events)
-            watch?.start()
+            watch = try ProfileWatch(path: profile.path)
         } catch {
             watch = nil
             logger.warning("cannot watch \(profile.path) for revocation: \(error)")
         }
-        defer { watch?.stop() }
-        let registration = SessionRegistry(state: state).register(
-            session: sessionID, server: profile.name, profilePath: profile.path, profileDigest: profile.digest, serverPID: server.pid)
-        defer { registration?.remove() }
         // Start-up is over: let the code only it needed leave the resident set.
         _ = mcpjail_release_startup_pages()
         startThread("mcpjail-from-client") { relay.runClientToServer() }
@@ -159,8 +154,13 @@ public final class Session {
             relay.runServerToClient()
             outputClosed.open()
         }
+        // Registered once the relay runs: the client's first message need not wait for it.
+        let registration = SessionRegistry(state: state).register(
+            session: sessionID, server: profile.name, profilePath: profile.path, profileDigest: profile.digest, serverPID: server.pid)
+        defer { registration?.remove() }
 
-        let (status, timedOut, revoked) = supervise(server: server, relay: relay, events: events)
+        let (status, timedOut, revoked) = supervise(server: server, relay: relay, events: events, watch: watch)
+        watch?.stop()
 
         // The server is gone: kill what it left, deliver what it wrote, answer the rest.
         cgroup?.killAll()
@@ -192,10 +192,7 @@ public final class Session {
         let path = state.toolsSeen(profile.name)
         try? FileManager.default.createDirectory(
             atPath: state.toolsSeenDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let temporary = path + ".\(getpid()).tmp"
-        if FileManager.default.createFile(atPath: temporary, contents: Data(seen.encoded()), attributes: [.posixPermissions: 0o600]) {
-            if rename(temporary, path) != 0 { unlink(temporary) }
-        }
+        _ = FD.replaceFile(path, with: seen.encoded(), mode: 0o600)
     }
 
     /// `mcpjail run`'s exit status when the profile was removed while it ran (EX_CONFIG).
@@ -204,8 +201,11 @@ public final class Session {
     /// Waits for the server to exit, driving the shutdown sequence; returns the exit status
     /// for `mcpjail run` (the server's code, or 128 + signal).
     /// Also returns whether `[limits] wall_time` ended the session.
-    /// And whether the profile was revoked.
-    private func supervise(server: SpawnedServer, relay: Relay, events: EventPipe) -> (Int32, Bool, Bool) {
+    /// And whether the profile was revoked (`watch` looks at the profile as its signal and
+    /// its schedule ask).
+    private func supervise(
+        server: SpawnedServer, relay: Relay, events: EventPipe, watch: ProfileWatch?
+    ) -> (Int32, Bool, Bool) {
         enum Phase { case running, stdinClosed, terminated, killed }
         var phase = Phase.running
         var deadline: UInt64 = .max
@@ -222,10 +222,30 @@ public final class Session {
             deadline = monotonicNanoseconds() + grace
         }
 
+        func revoke() {
+            guard !revoked else { return }
+            revoked = true
+            logger.debug("the profile was removed: revoking")
+            relay.revoke()
+            relay.closeServerInput()
+            kill(-server.pid, SIGKILL)
+            phase = .killed
+            deadline = .max
+        }
+
+        func look(now: UInt64) {
+            switch watch?.look(now: now) {
+            case .revoked: revoke()
+            case .edited: relay.noteProfileChanged()
+            case nil: break
+            }
+        }
+
         while true {
             if let status = reap(server.pid) { return (status, timedOut, revoked) }
             let now = monotonicNanoseconds()
             let callDeadline = relay.expireCalls(now: now)
+            if let watch, now >= watch.nextLook { look(now: now) }
             if now >= wallDeadline, !timedOut {
                 logger.error("server \(profile.name) reached its wall_time limit; stopping it")
                 timedOut = true
@@ -254,23 +274,16 @@ public final class Session {
             }
             // Call deadlines are checked at least every 100 ms (a new call does not wake
             // this loop), and exactly when the earliest known one falls due.
-            let next = min(deadline, timedOut ? .max : wallDeadline, callDeadline, now + Self.callTimeoutGranularity)
+            let next = min(
+                deadline, timedOut ? .max : wallDeadline, callDeadline, now + Self.callTimeoutGranularity,
+                max(watch?.nextLook ?? .max, now))
             let timeout = Int32(min((next - now) / 1_000_000 + 1, 60_000))
             for event in events.wait(timeoutMilliseconds: timeout) {
                 switch event {
                 case .clientClosed: beginStop("the client closed the connection")
                 case .signal(SIGCHLD), .serverOutputClosed: break  // reaped at the top of the loop
+                case .signal(ProfileWatch.signal): look(now: monotonicNanoseconds())
                 case .signal(let number): beginStop("received signal \(number)")
-                case .profileChanged: relay.noteProfileChanged()
-                case .profileRevoked:
-                    guard !revoked else { break }
-                    revoked = true
-                    logger.debug("the profile was removed: revoking")
-                    relay.revoke()
-                    relay.closeServerInput()
-                    kill(-server.pid, SIGKILL)
-                    phase = .killed
-                    deadline = .max
                 }
             }
         }

@@ -61,13 +61,7 @@ public struct SessionRegistry: Sendable {
             let data = try? JSONEncoder().encode(entry)
         else { return nil }
         let path = directory + "/" + session + ".json"
-        let temporary = path + ".tmp"
-        guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]),
-            rename(temporary, path) == 0
-        else {
-            unlink(temporary)
-            return nil
-        }
+        guard FD.replaceFile(path, with: [UInt8](data), mode: 0o600) else { return nil }
         return Registration(path: path)
     }
 

@@ -26,6 +26,27 @@ def test_removing_the_profile_stops_an_idle_session(jail: Jail, raw_relay):
     assert again.returncode != 0 and "no profile 'raw'" in again.stderr
 
 
+def test_renaming_the_profile_or_its_directory_stops_the_session_within_a_second(jail: Jail, raw_relay):
+    # A rename inside the directory is a kernel notification; the directory itself renamed
+    # away is seen by the supervisor's periodic look (dnotify does not report it).
+    for rename_directory in (False, True):
+        profile = jail.raw_profile()
+        relay = raw_relay("raw")
+        assert "result" in relay.request(1, "ping")
+        started = time.monotonic()
+        if rename_directory:
+            moved = jail.profiles.with_name(jail.profiles.name + ".moved")
+            jail.profiles.rename(moved)
+        else:
+            profile.rename(profile.with_suffix(".toml.off"))
+        try:
+            assert relay.wait(timeout=5) == 78
+            assert time.monotonic() - started < 1.5, "revocation took longer than a second"
+        finally:
+            if rename_directory:
+                moved.rename(jail.profiles)
+
+
 def test_revoke_during_a_long_call_answers_it_and_reports_the_session(jail: Jail, raw_relay):
     jail.raw_profile()
     relay = raw_relay("raw")
