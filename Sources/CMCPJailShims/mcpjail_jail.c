@@ -10,6 +10,7 @@
 //      and reap, forwarding signals, until the server exits.
 #define _GNU_SOURCE
 #include "mcpjail_jail.h"
+#include "mcpjail_syscalls.h"
 #include "spawn_internal.h"
 
 #include <errno.h>
@@ -17,6 +18,9 @@
 #include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <linux/filter.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <sched.h>
@@ -274,9 +278,73 @@ static int add_local_route(int family) {
     return status;
 }
 
+/// Which packets on the jail's loopback the refusal watch keeps (classic BPF; a SOCK_DGRAM
+/// packet socket sees them from the network header on): the kernel's answers to attempts
+/// nothing listens for. A TCP reset answering a SYN (RST|ACK, sequence 0: tcp_v4_send_reset
+/// and tcp_v6_send_reset) and an ICMP / ICMPv6 port unreachable answering a UDP datagram.
+/// Each loopback packet passes twice (outgoing, then incoming): only the incoming copy is
+/// kept. mcpjail parses what it gets again (EgressRefusal.parse); this only keeps the rest
+/// of the jail's traffic away from the socket.
+static const struct sock_filter refusal_filter[] = {
+    /* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (__u32)(SKF_AD_OFF + SKF_AD_PKTTYPE)),
+    /* 1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PACKET_OUTGOING, 26, 0),      // -> 28 drop
+    /* 2 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (__u32)(SKF_AD_OFF + SKF_AD_PROTOCOL)),
+    /* 3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IP, 1, 0),              // -> 5 IPv4
+    /* 4 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, ETH_P_IPV6, 12, 23),          // -> 17 IPv6, else drop
+    /* 5 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 9),                           // IPv4 protocol
+    /* 6 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, 1, 0),           // -> 8
+    /* 7 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_ICMP, 6, 20),         // -> 14, else drop
+    /* 8 */ BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0),                          // X = IPv4 header length
+    /* 9 */ BPF_STMT(BPF_LD | BPF_B | BPF_IND, 13),                          // TCP flags
+    /* 10 */ BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x17),                      // FIN SYN RST ACK
+    /* 11 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x14, 0, 16),               // RST|ACK, else drop
+    /* 12 */ BPF_STMT(BPF_LD | BPF_W | BPF_IND, 4),                          // sequence number
+    /* 13 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 13, 14),                 // 0 -> 27 keep, else drop
+    /* 14 */ BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 0),
+    /* 15 */ BPF_STMT(BPF_LD | BPF_H | BPF_IND, 0),                          // ICMP type, code
+    /* 16 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0303, 10, 11),            // port unreachable -> 27
+    /* 17 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 6),                          // IPv6 next header
+    /* 18 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_TCP, 1, 0),          // -> 20
+    /* 19 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_ICMPV6, 5, 8),       // -> 25, else drop
+    /* 20 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 40 + 13),
+    /* 21 */ BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x17),
+    /* 22 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x14, 0, 5),
+    /* 23 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 40 + 4),
+    /* 24 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 2, 3),
+    /* 25 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 40),                         // ICMPv6 type, code
+    /* 26 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x0104, 0, 1),              // port unreachable
+    /* 27 */ BPF_STMT(BPF_RET | BPF_K, MCPJAIL_REFUSAL_SNAPLEN),
+    /* 28 */ BPF_STMT(BPF_RET | BPF_K, 0),
+};
+
+/// The refusal watch: a packet socket on the jail's network namespace (whose only
+/// interface is lo), filtered before it is bound so that it never holds anything else.
+static int open_refusal_watch(void) {
+    int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, 0);  // protocol 0: receives nothing yet
+    if (fd < 0) return -1;
+    struct sock_fprog program = {
+        .len = (unsigned short)(sizeof(refusal_filter) / sizeof(refusal_filter[0])),
+        .filter = (struct sock_filter *)refusal_filter,
+    };
+    struct sockaddr_ll address;
+    memset(&address, 0, sizeof(address));
+    address.sll_family = AF_PACKET;
+    address.sll_protocol = htons(ETH_P_ALL);
+    address.sll_ifindex = 0;  // every interface of the namespace: lo
+    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof(program)) != 0 ||
+        bind(fd, (struct sockaddr *)&address, sizeof(address)) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
 /// Creates one egress socket (close-on-exec: the server never holds it), bound and, for
-/// TCP, listening. Returns the fd or -1.
+/// TCP, listening; or the refusal watch (AF_PACKET). Returns the fd or -1.
 static int open_egress_socket(const struct mcpjail_egress_socket *spec) {
+    if (spec->family == AF_PACKET) return open_refusal_watch();
     int fd = socket(spec->family, spec->type | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     int one = 1;
@@ -327,28 +395,8 @@ static void set_up_egress(const struct mcpjail_egress_config *egress, int error_
         fds[i] = open_egress_socket(&egress->sockets[i]);
         if (fds[i] < 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_EGRESS_SOCKET);
     }
-    char control[CMSG_SPACE(sizeof(int) * MCPJAIL_EGRESS_MAX_SOCKETS)];
-    memset(control, 0, sizeof(control));
-    char byte = 'E';
-    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-    struct msghdr message;
-    memset(&message, 0, sizeof(message));
-    message.msg_iov = &iov;
-    message.msg_iovlen = 1;
-    if (count > 0) {
-        message.msg_control = control;
-        message.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)count);
-        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
-        header->cmsg_level = SOL_SOCKET;
-        header->cmsg_type = SCM_RIGHTS;
-        header->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)count);
-        memcpy(CMSG_DATA(header), fds, sizeof(int) * (size_t)count);
-    }
-    ssize_t sent;
-    do {
-        sent = sendmsg(egress->channel_fd, &message, MSG_NOSIGNAL);
-    } while (sent < 0 && errno == EINTR);
-    if (sent != 1) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_EGRESS_HANDOFF);
+    if (mcpjail_send_fds(egress->channel_fd, 'E', fds, count) != 0)
+        mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_EGRESS_HANDOFF);
     for (int i = 0; i < count; i++) close(fds[i]);
     close(egress->channel_fd);
 }
@@ -411,32 +459,11 @@ static void run_init(const struct mcpjail_jail_config *config, int error_fd) {
 static int hand_root_for_inspection(int inspect_fd) {
     int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (root < 0) return -1;
-    char byte = 'r';
-    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-    union {
-        char buffer[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } control;
-    memset(&control, 0, sizeof(control));
-    struct msghdr message;
-    memset(&message, 0, sizeof(message));
-    message.msg_iov = &iov;
-    message.msg_iovlen = 1;
-    message.msg_control = control.buffer;
-    message.msg_controllen = sizeof(control.buffer);
-    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
-    header->cmsg_level = SOL_SOCKET;
-    header->cmsg_type = SCM_RIGHTS;
-    header->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(header), &root, sizeof(int));
-    ssize_t sent;
-    do {
-        sent = sendmsg(inspect_fd, &message, MSG_NOSIGNAL);
-    } while (sent < 0 && errno == EINTR);
+    int status = mcpjail_send_fds(inspect_fd, 'r', &root, 1);
     int saved = errno;
     close(root);
-    if (sent != 1) {
-        errno = sent < 0 ? saved : EPIPE;
+    if (status != 0) {
+        errno = saved;
         return -1;
     }
     char go = 0;
@@ -602,31 +629,10 @@ int mcpjail_jail_release_for_inspection(pid_t pid, int release_fd, int error_fd,
     } while (sent < 0 && errno == EINTR);
     close(release_fd);
 
-    char byte = 0;
-    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-    union {
-        char buffer[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } control;
-    memset(&control, 0, sizeof(control));
-    struct msghdr message;
-    memset(&message, 0, sizeof(message));
-    message.msg_iov = &iov;
-    message.msg_iovlen = 1;
-    message.msg_control = control.buffer;
-    message.msg_controllen = sizeof(control.buffer);
-    ssize_t got = -1;
-    if (sent == 1) {
-        do {
-            got = recvmsg(inspect_fd, &message, MSG_CMSG_CLOEXEC);
-        } while (got < 0 && errno == EINTR);
-    }
-    struct cmsghdr *header = got == 1 ? CMSG_FIRSTHDR(&message) : NULL;
-    if (header != NULL && header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS &&
-        header->cmsg_len == CMSG_LEN(sizeof(int))) {
-        memcpy(root_fd, CMSG_DATA(header), sizeof(int));
-        return 0;
-    }
+    int got = -1;
+    if (sent == 1) got = mcpjail_receive_fds(inspect_fd, root_fd, 1, 1);
+    if (got == 1) return 0;
+    *root_fd = -1;
     // No root: the child failed before (its report is on the error pipe) or died.
     int saved = got < 0 ? errno : EPIPE;
     close(inspect_fd);

@@ -112,24 +112,59 @@ int mcpjail_lower_thread_priority(int nice) {
     return setpriority(PRIO_PROCESS, (id_t)gettid(), nice);
 }
 
-int mcpjail_receive_fds(int channel, int *fds, int max) {
-    char byte;
-    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
-    size_t space = CMSG_SPACE(sizeof(int) * (size_t)max);
-    char control[CMSG_SPACE(sizeof(int) * 256)];
-    if (max > 256) {
+int mcpjail_send_fds(int channel, char byte, const int *fds, int count) {
+    if (count < 0 || count > MCPJAIL_MAX_PASSED_FDS) {
         errno = EINVAL;
         return -1;
     }
+    union {
+        char buffer[CMSG_SPACE(sizeof(int) * MCPJAIL_MAX_PASSED_FDS)];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
     struct msghdr message;
     memset(&message, 0, sizeof(message));
     message.msg_iov = &iov;
     message.msg_iovlen = 1;
-    message.msg_control = control;
-    message.msg_controllen = space;
+    if (count > 0) {
+        message.msg_control = control.buffer;
+        message.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)count);
+        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+        header->cmsg_level = SOL_SOCKET;
+        header->cmsg_type = SCM_RIGHTS;
+        header->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)count);
+        memcpy(CMSG_DATA(header), fds, sizeof(int) * (size_t)count);
+    }
+    ssize_t sent;
+    do {
+        sent = sendmsg(channel, &message, MSG_NOSIGNAL);
+    } while (sent < 0 && errno == EINTR);
+    if (sent == 1) return 0;
+    if (sent >= 0) errno = EPIPE;
+    return -1;
+}
+
+int mcpjail_receive_fds(int channel, int *fds, int max, int wait) {
+    if (max < 0 || max > MCPJAIL_MAX_PASSED_FDS) {
+        errno = EINVAL;
+        return -1;
+    }
+    char byte;
+    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    union {
+        char buffer[CMSG_SPACE(sizeof(int) * MCPJAIL_MAX_PASSED_FDS)];
+        struct cmsghdr align;
+    } control;
+    struct msghdr message;
+    memset(&message, 0, sizeof(message));
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.buffer;
+    message.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)max);
     ssize_t got;
     do {
-        got = recvmsg(channel, &message, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        got = recvmsg(channel, &message, MSG_CMSG_CLOEXEC | (wait ? 0 : MSG_DONTWAIT));
     } while (got < 0 && errno == EINTR);
     if (got < 0) return -1;
     if (got == 0) {

@@ -17,8 +17,10 @@ struct Logs: AsyncParsableCommand {
             outcome and the latency. Every connection a jailed server opens through the \
             egress proxy is a record too (method egress/connect or egress/http-proxy, the \
             destination in the TOOL column, bytes each way, its duration), and so is every \
-            name lookup the DNS stub refused (egress/dns); the egress denials are counted at \
-            the end. The log is $MCPJAIL_STATE_DIR/audit.jsonl, else \
+            name lookup the DNS stub refused (egress/dns), and every TCP connect or UDP \
+            datagram the jail's kernel refused because nothing listens for it (egress/connect, \
+            repeats within a second coalesced into one record with "attempts"); the egress \
+            denials are counted at the end, each attempt once. The log is $MCPJAIL_STATE_DIR/audit.jsonl, else \
             $XDG_STATE_HOME/mcpjail/audit.jsonl (~/.local/state/mcpjail/audit.jsonl), or \
             /var/lib/mcpjail/audit.jsonl for root.
 
@@ -160,7 +162,9 @@ struct Logs: AsyncParsableCommand {
             switch item {
             case .record(let entry):
                 shown += 1
-                if entry.record.method.hasPrefix("egress/"), entry.record.decision == .deny { egressDenials += 1 }
+                if entry.record.method.hasPrefix("egress/"), entry.record.decision == .deny {
+                    egressDenials += max(1, entry.record.attempts ?? 1)  // coalesced repeats count each
+                }
                 output(json ? entry.text : Self.format(entry.record))
             case .unreadable(let line, _):
                 unreadable += 1

@@ -100,13 +100,16 @@ import Testing
         _ = try plan(profile(egress: ["127.0.0.1:80"], readOnly: ["/usr", "/etc"]))
     }
 
-    @Test func theBridgePlansTheStubAListenerPerPortAndTheProxy() throws {
+    @Test func theBridgePlansTheStubAListenerPerPortTheProxyAndTheRefusalWatch() throws {
         let policy = EgressPolicy(rules: try ["a.example.com:443", "b.example.com:443", "10.0.0.5:80", "127.0.0.1:8080", "[2001:db8::1]:80"]
             .map { try EgressRule.parse($0).get() })
         let bridge = try #require(try EgressBridge.make(policy: policy))
         defer { bridge.close() }
         #expect(bridge.sockets.first == EgressBridge.Socket(role: .dns, address: IPAddress("127.0.0.53")!, port: 53))
-        #expect(bridge.sockets.last == EgressBridge.Socket(role: .httpProxy, address: IPAddress("127.0.0.1")!, port: 3128))
+        #expect(bridge.sockets.dropLast().last == EgressBridge.Socket(role: .httpProxy, address: IPAddress("127.0.0.1")!, port: 3128))
+        #expect(bridge.sockets.last?.role == .refusals)
+        let watch = try #require(bridge.cSockets().last)
+        #expect(watch.family == AF_PACKET && watch.type == Int32(SOCK_DGRAM.rawValue))
         let ports = bridge.sockets.filter { $0.role == .transparent && $0.address.isIPv4 }.map(\.port)
         #expect(ports == [80, 443, 8080])
         #expect(bridge.ipv6 == EgressBridge.hostHasIPv6())

@@ -114,6 +114,7 @@ def hosts_file(root: Path) -> Path:
         "127.0.0.1 localhost\n"
         f"{PUBLIC} svc.test www.svc.test\n"
         f"{PRIVATE} private.test\n"
+        f"{PUBLIC6} svc6.test\n"
         "127.0.0.1 loop.test\n")
     return path
 
@@ -153,10 +154,25 @@ def egress_records(jail: Jail) -> list[dict]:
     return [r for r in jail.audit() if r["method"].startswith("egress/")]
 
 
-def record_for(jail: Jail, destination: str, method: str = "egress/connect") -> dict:
-    found = [r for r in egress_records(jail) if r.get("destination") == destination and r["method"] == method]
-    assert found, f"no {method} record for {destination}: {egress_records(jail)}"
+def record_for(jail: Jail, destination: str, method: str = "egress/connect", protocol: str | None = None) -> dict:
+    found = [r for r in egress_records(jail) if r.get("destination") == destination and r["method"] == method
+             and (protocol is None or r.get("protocol") == protocol)]
+    assert found, f"no {method} {protocol or ''} record for {destination}: {egress_records(jail)}"
     return found[-1]
+
+
+def assert_refused_record(jail: Jail, destination: str, protocol: str) -> None:
+    """An attempt the jail's kernel refused (nothing listens for it) is a denial on record."""
+    record = record_for(jail, destination, protocol=protocol)
+    assert record["decision"] == "deny" and record["outcome"] == "refused" and record["error_type"] == "not_allowed", record
+
+
+def denials_in_logs(jail: Jail) -> int:
+    logs = jail.mcpjail("logs")
+    assert logs.returncode == 0, logs.stderr
+    counted = [line for line in logs.stdout.splitlines() if "egress denials" in line]
+    assert counted, logs.stdout
+    return int(counted[-1].split()[0])
 
 
 def test_allowed_destinations_get_out_and_nothing_else(jail: Jail, netns, local_http):
@@ -182,15 +198,23 @@ def test_allowed_destinations_get_out_and_nothing_else(jail: Jail, netns, local_
         {"id": "ipv6_unlisted", "kind": "tcp", "host": "::1", "port": local},
         {"id": "dns_other", "kind": "dns", "host": "other.test"},
         {"id": "abstract_socket", "kind": "abstract", "name": abstract_name},
+        # IPv6 the same as IPv4: names resolved for AF_INET6 only (AAAA from the DNS stub's pool).
+        {"id": "v6_allowed_name", "kind": "tcp", "host": "svc.test", "port": SVC_PORT, "family": 6},
+        {"id": "v6_allowed_name6", "kind": "tcp", "host": "svc6.test", "port": SVC_PORT, "family": 6},
+        {"id": "v6_unlisted_port", "kind": "tcp", "host": "svc6.test", "port": OTHER_PORT, "family": 6},
+        {"id": "v6_other_name", "kind": "tcp", "host": "other.test", "port": SVC_PORT, "family": 6},
+        {"id": "udp6_pool", "kind": "udp", "host": "svc.test", "port": SVC_PORT, "family": 6},
     ]
+    allowed_ids = ("allowed_name", "allowed_wildcard", "allowed_literal", "v6_allowed_name", "v6_allowed_name6")
     egress = [f"svc.test:{SVC_PORT}", f"*.svc.test:{SVC_PORT}", f"127.0.0.1:{local}", f"private.test:{SVC_PORT}",
-              f"loop.test:{SVC_PORT}"]
+              f"loop.test:{SVC_PORT}", f"svc6.test:{SVC_PORT}"]
     jailed = run_probe(jail, attempts, egress)
 
-    for ok in ("allowed_name", "allowed_wildcard", "allowed_literal"):
+    for ok in allowed_ids:
         assert jailed[ok]["ok"], (ok, jailed[ok])
     assert "svc-ok" in jailed["allowed_name"]["body"] and "local-ok" in jailed["allowed_literal"]["body"]
-    refused = {k: v for k, v in jailed.items() if k not in ("allowed_name", "allowed_wildcard", "allowed_literal")}
+    assert "svc-ok" in jailed["v6_allowed_name"]["body"] and "svc-ok" in jailed["v6_allowed_name6"]["body"]
+    refused = {k: v for k, v in jailed.items() if k not in allowed_ids}
     for key, result in refused.items():
         assert not result["ok"], (key, result)
         assert result["seconds"] < 5, f"{key} hung: {result}"  # refused at once, never a hang
@@ -205,12 +229,15 @@ def test_allowed_destinations_get_out_and_nothing_else(jail: Jail, netns, local_
     assert jailed["udp_out"]["errno"] == "ECONNREFUSED" and jailed["udp_pool"]["errno"] == "ECONNREFUSED"
     assert jailed["ipv6_unlisted"]["errno"] == "ECONNRESET"
     assert jailed["abstract_socket"]["errno"] == "ECONNREFUSED"  # the host's are per network namespace
+    assert jailed["v6_unlisted_port"]["errno"] == "ECONNREFUSED" and jailed["udp6_pool"]["errno"] == "ECONNREFUSED"
+    assert jailed["v6_other_name"]["errno"] == "EAI_NONAME"
 
     # The audit log has a record for each connection that reached the proxy.
-    allowed = record_for(jail, f"svc.test:{SVC_PORT}")
+    allowed = record_for(jail, f"svc.test:{SVC_PORT}", protocol="tcp")
     assert allowed["decision"] == "allow" and allowed["outcome"] == "ok" and allowed["address"] == PUBLIC
     assert allowed["bytes_in"] > 0 and allowed["bytes_out"] > 0
     assert record_for(jail, f"www.svc.test:{SVC_PORT}")["decision"] == "allow"
+    assert record_for(jail, f"svc6.test:{SVC_PORT}")["address"] == PUBLIC6  # asked over IPv6, carried as resolved
     assert record_for(jail, f"127.0.0.1:{local}")["outcome"] == "ok"
     for destination, why in ((f"svc.test:{local}", "not_allowed"), (f"127.0.0.2:{local}", "not_allowed"),
                              (f"private.test:{SVC_PORT}", "internal_address"), (f"loop.test:{SVC_PORT}", "internal_address"),
@@ -219,16 +246,25 @@ def test_allowed_destinations_get_out_and_nothing_else(jail: Jail, netns, local_
         record = record_for(jail, destination)
         assert record["decision"] == "deny" and record["error_type"] == why, record
     assert record_for(jail, "other.test", method="egress/dns")["decision"] == "deny"
+    # What nothing in the jail listens for is refused by the jail's kernel, and is a record too,
+    # with the name when the address is one the DNS stub handed out (IPv4 or IPv6).
+    assert_refused_record(jail, f"svc.test:{OTHER_PORT}", "tcp")
+    assert_refused_record(jail, f"svc6.test:{OTHER_PORT}", "tcp")
+    assert_refused_record(jail, f"{PUBLIC}:53", "udp")
+    assert_refused_record(jail, f"svc.test:{SVC_PORT}", "udp")
+    udp_pool = [r for r in egress_records(jail) if r.get("protocol") == "udp" and r["destination"] == f"svc.test:{SVC_PORT}"]
+    assert sum(r.get("attempts", 1) for r in udp_pool) == 2, udp_pool  # udp_pool and udp6_pool
     assert jail.verify().returncode == 0
 
-    # `mcpjail logs` counts the denials.
-    logs = jail.mcpjail("logs")
-    assert logs.returncode == 0, logs.stderr
-    assert "egress denials" in logs.stdout and "private.test" in logs.stdout, logs.stdout
+    # `mcpjail logs` counts the denials: every deny record, coalesced ones by their attempts.
+    denials = [r for r in egress_records(jail) if r["decision"] == "deny"]
+    assert denials_in_logs(jail) == sum(r.get("attempts", 1) for r in denials)
+    assert "private.test" in jail.mcpjail("logs").stdout
 
     # Unjailed, the same probe gets through where the jail stopped it: the probe detects a breach.
     free = run_probe(jail, attempts, None, jailed=False)
-    for key in ("bypass_public", "bypass_private", "same_host_unlisted_port", "private_resolution", "abstract_socket"):
+    for key in ("bypass_public", "bypass_private", "same_host_unlisted_port", "private_resolution", "abstract_socket",
+                "v6_unlisted_port"):
         assert free[key]["ok"], (key, free[key])
     abstract.close()
 
@@ -273,6 +309,27 @@ def test_ip_literals_are_reached_as_they_are(jail: Jail, netns):
     assert record_for(jail, f"{PUBLIC}:{SVC_PORT}")["error_type"] == "not_allowed"
     assert record_for(jail, f"[{PUBLIC6}]:{OTHER_PORT}")["error_type"] == "not_allowed"
     assert record_for(jail, f"{PRIVATE}:{OTHER_PORT}")["error_type"] == "not_allowed"
+    assert_refused_record(jail, f"{PUBLIC}:9", "tcp")
+
+
+def test_a_flood_of_refused_attempts_is_coalesced_not_lost(jail: Jail, netns):
+    """80 ports nothing listens on, and one of them 40 times more: every attempt is refused
+    at once and counted, in far fewer records (more destinations than the coalescer follows
+    in a second share one record for destination *)."""
+    host = "127.0.0.3"
+    attempts = [
+        {"id": "scan", "kind": "refused", "host": host, "ports": list(range(20000, 20080))},
+        {"id": "repeat", "kind": "refused", "host": host, "ports": [20000], "repeat": 40},
+    ]
+    results = run_probe(jail, attempts, [f"svc.test:{SVC_PORT}"])
+    assert results["scan"]["body"] == 80 and results["repeat"]["body"] == 40, results
+    assert results["scan"]["seconds"] < 10 and results["repeat"]["seconds"] < 10, results
+    records = [r for r in egress_records(jail) if r["decision"] == "deny" and r.get("protocol") == "tcp"]
+    assert all(r["destination"].startswith(f"{host}:") or r["destination"] == "*" for r in records), records
+    assert sum(r.get("attempts", 1) for r in records) == 120, records
+    assert len(records) < 80, len(records)
+    assert any(r["destination"] == "*" for r in records), records
+    assert denials_in_logs(jail) == 120
 
 
 def test_a_program_ignoring_http_proxy_reaches_only_allowed_destinations(jail: Jail, netns):

@@ -2,7 +2,8 @@
 
     egress_probe.py ATTEMPTS.json RESULTS.json
 
-Each attempt is {"id": ..., "kind": "tcp" | "dns" | "udp" | "curl" | "idle" | "many", ...}; each
+Each attempt is {"id": ..., "kind": "tcp" | "dns" | "udp" | "curl" | "idle" | "many" | "refused", ...}
+("family": 6 resolves a name for IPv6 only); each
 result is {"ok": bool, "errno": "ECONNREFUSED" | ..., "error": "...", "body": "...",
 "seconds": float}. Run jailed (through `mcpjail run`) and unjailed, the same probe shows
 what the egress allow-list lets out and what it stops.
@@ -46,8 +47,13 @@ def attempt(a: dict) -> dict:
     try:
         kind = a["kind"]
         if kind == "tcp":
-            family = socket.AF_INET6 if ":" in a["host"] else 0
-            if family:
+            family = socket.AF_INET6 if ":" in a["host"] or a.get("family") == 6 else 0
+            if a.get("family") == 6:  # a name, resolved for IPv6 only (AAAA)
+                infos = socket.getaddrinfo(a["host"], a["port"], socket.AF_INET6, socket.SOCK_STREAM)
+                sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+                sock.settimeout(10)
+                sock.connect(infos[0][4])
+            elif family:
                 sock = socket.socket(family, socket.SOCK_STREAM)
                 sock.settimeout(10)
                 sock.connect((a["host"], a["port"]))
@@ -74,12 +80,23 @@ def attempt(a: dict) -> dict:
             infos = socket.getaddrinfo(a["host"], 80, proto=socket.IPPROTO_TCP)
             return {"ok": True, "body": sorted({i[4][0] for i in infos}), "seconds": round(time.monotonic() - started, 3)}
         if kind == "udp":
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            family = socket.AF_INET6 if a.get("family") == 6 else socket.AF_INET
+            with socket.socket(family, socket.SOCK_DGRAM) as sock:
                 sock.settimeout(3)
                 sock.connect((a["host"], a["port"]))
                 sock.send(b"probe")
                 sock.recv(100)
             return {"ok": True, "seconds": round(time.monotonic() - started, 3)}
+        if kind == "refused":
+            # Connect to each of `ports` on `host`, `repeat` times each: how many were refused.
+            refused = 0
+            for port in a["ports"]:
+                for _ in range(a.get("repeat", 1)):
+                    try:
+                        socket.create_connection((a["host"], port), timeout=5).close()
+                    except ConnectionRefusedError:
+                        refused += 1
+            return {"ok": True, "body": refused, "seconds": round(time.monotonic() - started, 3)}
         if kind == "idle":
             # Connect, stay silent past the idle timeout, then see whether the connection lives.
             with socket.create_connection((a["host"], a["port"]), timeout=10) as sock:

@@ -29,10 +29,17 @@ enum mcpjail_jail_stage {
 /// At most this many egress sockets (one SCM_RIGHTS message holds up to 253 fds).
 #define MCPJAIL_EGRESS_MAX_SOCKETS 240
 
+/// How many bytes of each packet the refusal watch keeps: an ICMP port unreachable with
+/// the largest IPv4 headers quoted is 136 bytes.
+#define MCPJAIL_REFUSAL_SNAPLEN 256
+
 /// A socket the jail's first process creates inside the new network namespace, before the
 /// server exists, and hands to mcpjail (the egress proxy's ends inside the jail).
 struct mcpjail_egress_socket {
-    int family;               ///< AF_INET or AF_INET6
+    /// AF_INET or AF_INET6; or AF_PACKET for the refusal watch: a packet socket on the
+    /// namespace's loopback that receives the kernel's TCP resets and ICMP port unreachables
+    /// answering attempts nothing listens for (address and port unused).
+    int family;
     int type;                 ///< SOCK_STREAM (listens) or SOCK_DGRAM
     unsigned char address[16];  ///< network order: 4 bytes for AF_INET, 16 for AF_INET6
     unsigned short port;      ///< host order

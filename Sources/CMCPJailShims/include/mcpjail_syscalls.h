@@ -48,10 +48,19 @@ long mcpjail_release_startup_pages(void);
 /// openat2 has no glibc wrapper.
 int mcpjail_openat_in_root(int dirfd, const char *path, int flags);
 
-/// recvmsg of one SCM_RIGHTS message (fds close-on-exec) on `channel`, without waiting:
-/// stores up to `max` (at most 256) fds in `fds`; returns their number, or -1/errno
-/// (EAGAIN when no message is there, EPIPE at EOF, EMSGSIZE when the message held more).
-int mcpjail_receive_fds(int channel, int *fds, int max);
+/// At most this many fds pass in one SCM_RIGHTS message (the kernel's limit is 253).
+#define MCPJAIL_MAX_PASSED_FDS 250
+
+/// sendmsg of one byte with `count` fds (at most MCPJAIL_MAX_PASSED_FDS) as SCM_RIGHTS on
+/// `channel`, retried on EINTR. 0, or -1/errno. Async-signal-safe: the jail's first process
+/// hands its sockets and its root over with it.
+int mcpjail_send_fds(int channel, char byte, const int *fds, int count);
+
+/// recvmsg of one SCM_RIGHTS message (fds close-on-exec) on `channel`, waiting for it when
+/// `wait` is nonzero: stores up to `max` (at most MCPJAIL_MAX_PASSED_FDS) fds in `fds`;
+/// returns their number, or -1/errno (EAGAIN when not waiting and no message is there,
+/// EPIPE at EOF, EMSGSIZE when the message held more).
+int mcpjail_receive_fds(int channel, int *fds, int max, int wait);
 
 /// splice(in, NULL, out, NULL, length, SPLICE_F_MOVE [| SPLICE_F_MORE]): a GNU extension
 /// Swift's Glibc module hides. One of the fds must be a pipe.

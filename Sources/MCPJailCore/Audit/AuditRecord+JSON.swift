@@ -128,6 +128,8 @@ extension AuditRecord {
         if let pinned { w.field("pinned", pinned) }
         w.optionalField("destination", destination)
         w.optionalField("address", peerAddress)
+        w.optionalField("protocol", transport)
+        w.optionalField("attempts", attempts)
         return Array(w.finish().dropFirst())
     }
 
@@ -178,6 +180,8 @@ extension AuditRecord {
             pinned: o["pinned"]?.boolValue)
         destination = try optionalString("destination")
         peerAddress = try optionalString("address")
+        transport = try optionalString("protocol")
+        attempts = try optionalInteger("attempts").flatMap { Int(exactly: $0) }
     }
 
     private static func bad(_ why: String) -> MCPJailError {

@@ -53,6 +53,11 @@ public struct AuditRecord: Sendable, Equatable {
     public var destination: String?
     /// Egress records: the address mcpjail connected to (or refused to) for `destination`.
     public var peerAddress: String?
+    /// `egress/connect` records: `tcp`, or `udp` for a datagram the jail's kernel refused.
+    public var transport: String?
+    /// Egress records of refused attempts that nothing listened for: how many attempts the
+    /// record stands for when repeats were coalesced (absent: one). See ``EgressRefusalCoalescer``.
+    public var attempts: Int?
 
     public enum Decision: String, Sendable, Equatable {
         case allow, deny

@@ -1,14 +1,18 @@
 /// The jail's resolver, as pure message handling: the DNS stub at 127.0.0.53 in the jail
 /// answers a name the profile lists with an address from ``EgressNamePool`` (so that the
 /// proxy can map a connection back to the name), and every other name with NXDOMAIN.
-/// IPv6 (AAAA) questions for listed names get an empty answer: the pool is IPv4, and
-/// programs then use the A record. Never forwards a question anywhere.
+/// A listed name has one address of each family: A questions get its IPv4 pool address,
+/// AAAA questions its IPv6 one (when the jail has IPv6; else an empty answer, and programs
+/// use the A record). Never forwards a question anywhere.
 public struct DNSStub: Sendable {
     public let policy: EgressPolicy
+    /// Whether AAAA questions get an address (the jail's IPv6 routes exist).
+    public let ipv6: Bool
     public private(set) var pool = EgressNamePool()
 
-    public init(policy: EgressPolicy) {
+    public init(policy: EgressPolicy, ipv6: Bool) {
         self.policy = policy
+        self.ipv6 = ipv6
     }
 
     /// What the stub did with one query, for the audit log.
@@ -35,14 +39,16 @@ public struct DNSStub: Sendable {
         guard policy.allowsLookup(name), klass == 1 else {
             return (Self.reply(to: query, questionEnd: questionEnd, rcode: 3), .refused(name: name))  // NXDOMAIN
         }
-        guard type == 1 else {  // A only; AAAA and the rest: no data
+        // A, and AAAA when the jail has IPv6; the rest: no data.
+        guard type == 1 || (type == 28 && ipv6) else {
             return (Self.reply(to: query, questionEnd: questionEnd, rcode: 0), .answered(name: name, address: nil))
         }
-        guard let address = pool.address(for: name) else {
+        guard let address = pool.address(for: name, ipv6: type == 28) else {
             return (Self.reply(to: query, questionEnd: questionEnd, rcode: 2), .answered(name: name, address: nil))  // SERVFAIL
         }
         var reply = Self.reply(to: query, questionEnd: questionEnd, rcode: 0, answers: 1)
-        reply += [0xC0, 0x0C, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x3C, 0x00, 0x04]  // name ptr, A, IN, TTL 60, 4 bytes
+        // name pointer, type, IN, TTL 60, data length
+        reply += [0xC0, 0x0C, 0x00, UInt8(type), 0x00, 0x01, 0x00, 0x00, 0x00, 0x3C, 0x00, UInt8(address.bytes.count)]
         reply += address.bytes
         return (reply, .answered(name: name, address: address))
     }
@@ -79,30 +85,49 @@ public struct DNSStub: Sendable {
     }
 }
 
-/// The private addresses the DNS stub hands out, one per name: 127.100.0.1 onwards
-/// (127.100.0.0/16, local to the jail's loopback). The proxy maps an address back to the
-/// name the server looked up.
+/// The private addresses the DNS stub hands out, one pair per name: 127.100.0.1 onwards
+/// (127.100.0.0/16, local to the jail's loopback) and fd6d:6370:6a00::1 onwards (a ULA
+/// prefix, fd6d:6370:6a00::/48, "mcpj"; local to the jail through its IPv6 AnyIP route).
+/// The n-th name gets 127.100.x.y and fd6d:6370:6a00::xy with the same n. The proxy maps
+/// an address of either family back to the name the server looked up.
 public struct EgressNamePool: Sendable {
-    private var byName: [String: IPAddress] = [:]
-    private var byAddress: [IPAddress: String] = [:]
+    private var byName: [String: Int] = [:]
+    private var byIndex: [Int: String] = [:]
 
     public init() {}
 
-    public static func contains(_ address: IPAddress) -> Bool {
-        address.isIPv4 && address.bytes[0] == 127 && address.bytes[1] == 100
+    static let ipv6Prefix: [UInt8] = [0xFD, 0x6D, 0x63, 0x70, 0x6A, 0x00]
+
+    public static func contains(_ address: IPAddress) -> Bool { index(of: address) != nil }
+
+    /// The pool index `address` stands for, if it is a pool address.
+    static func index(of address: IPAddress) -> Int? {
+        let b = address.bytes
+        if address.isIPv4 {
+            guard b[0] == 127, b[1] == 100 else { return nil }
+        } else {
+            guard Array(b[0..<6]) == ipv6Prefix, b[6..<14].allSatisfy({ $0 == 0 }) else { return nil }
+        }
+        let index = Int(b[b.count - 2]) << 8 | Int(b[b.count - 1])
+        return index == 0 ? nil : index
     }
 
-    /// The name's address, assigned on first use; nil when the pool is exhausted.
-    public mutating func address(for name: String) -> IPAddress? {
-        if let known = byName[name] { return known }
+    static func address(index: Int, ipv6: Bool) -> IPAddress {
+        let (high, low) = (UInt8(index >> 8), UInt8(index & 0xFF))
+        if ipv6 { return IPAddress(bytes: ipv6Prefix + [UInt8](repeating: 0, count: 8) + [high, low])! }
+        return IPAddress(bytes: [127, 100, high, low])!
+    }
+
+    /// The name's IPv4 (or IPv6) address, assigned on first use; nil when the pool is exhausted.
+    public mutating func address(for name: String, ipv6: Bool = false) -> IPAddress? {
+        if let known = byName[name] { return Self.address(index: known, ipv6: ipv6) }
         let index = byName.count + 1
         guard index < 0xFFFF else { return nil }
-        let address = IPAddress(bytes: [127, 100, UInt8(index >> 8), UInt8(index & 0xFF)])!
-        byName[name] = address
-        byAddress[address] = name
-        return address
+        byName[name] = index
+        byIndex[index] = name
+        return Self.address(index: index, ipv6: ipv6)
     }
 
     /// The name the stub answered with `address`, if it did.
-    public func name(for address: IPAddress) -> String? { byAddress[address] }
+    public func name(for address: IPAddress) -> String? { Self.index(of: address).flatMap { byIndex[$0] } }
 }

@@ -12,16 +12,21 @@ import MCPJailCore
 /// - a TCP listener on 0.0.0.0:P and [::]:P for every port P an entry lists (connections
 ///   to the DNS pool's addresses and to the profile's IP literals land there; the
 ///   proxy reads the original destination with getsockname),
-/// - the HTTP proxy's listener on 127.0.0.1 (``EgressPolicy/httpProxyPort``).
+/// - the HTTP proxy's listener on 127.0.0.1 (``EgressPolicy/httpProxyPort``),
+/// - the refusal watch: a packet socket on the jail's loopback that sees the kernel's
+///   answers to attempts nothing listens for (``EgressRefusal``).
 /// Every address is made local to the jail ("AnyIP" routes on `lo`): a connection to any
 /// address on a listed port lands on that port's listener, so the proxy sees, judges and
-/// records every destination, IP literals included; any other port is refused at once.
-/// The namespace has no other interface: nothing leaves it but through mcpjail.
+/// records every destination, IP literals included; any other port, and any UDP but the
+/// DNS stub's, is refused at once by the jail's kernel (ECONNREFUSED), and the refusal
+/// watch makes that a record too. The namespace has no other interface: nothing leaves it
+/// but through mcpjail.
 public struct EgressBridge: Sendable {
     public enum Role: Sendable, Equatable {
         case dns
         case transparent
         case httpProxy
+        case refusals
     }
 
     public struct Socket: Sendable, Equatable {
@@ -48,6 +53,7 @@ public struct EgressBridge: Sendable {
             if ipv6 { sockets.append(Socket(role: .transparent, address: IPAddress("::")!, port: port)) }
         }
         sockets.append(Socket(role: .httpProxy, address: IPAddress("127.0.0.1")!, port: policy.httpProxyPort))
+        sockets.append(Socket(role: .refusals, address: IPAddress("0.0.0.0")!, port: 0))
         guard sockets.count <= Int(MCPJAIL_EGRESS_MAX_SOCKETS) else {
             throw MCPJailError(.invalidProfile, "[network] egress lists too many different ports (at most \(Int(MCPJAIL_EGRESS_MAX_SOCKETS) / 2 - 2))")
         }
@@ -68,16 +74,15 @@ public struct EgressBridge: Sendable {
 
     /// The C description of the sockets, for the jail's child.
     func cSockets() -> [mcpjail_egress_socket] {
-        func convert(_ address: IPAddress, port: UInt16, type: Int32) -> mcpjail_egress_socket {
+        let stream = Int32(SOCK_STREAM.rawValue), datagram = Int32(SOCK_DGRAM.rawValue)
+        return sockets.map { socket in
             var spec = mcpjail_egress_socket()
-            spec.family = address.isIPv4 ? AF_INET : AF_INET6
-            spec.type = type
-            spec.port = port
-            withUnsafeMutableBytes(of: &spec.address) { $0.copyBytes(from: address.bytes) }
+            spec.family = socket.role == .refusals ? AF_PACKET : socket.address.isIPv4 ? AF_INET : AF_INET6
+            spec.type = socket.role == .dns || socket.role == .refusals ? datagram : stream
+            spec.port = socket.port
+            withUnsafeMutableBytes(of: &spec.address) { $0.copyBytes(from: socket.address.bytes) }
             return spec
         }
-        let stream = Int32(SOCK_STREAM.rawValue), datagram = Int32(SOCK_DGRAM.rawValue)
-        return sockets.map { convert($0.address, port: $0.port, type: $0.role == .dns ? datagram : stream) }
     }
 
     /// After the jail's exec: the sockets, in plan order (the jail sent them before the
@@ -86,7 +91,7 @@ public struct EgressBridge: Sendable {
         FD.close(jailChannel)
         defer { FD.close(parentChannel) }
         var fds = [Int32](repeating: -1, count: sockets.count)
-        let count = mcpjail_receive_fds(parentChannel, &fds, Int32(sockets.count))
+        let count = mcpjail_receive_fds(parentChannel, &fds, Int32(sockets.count), 0)
         guard count == Int32(sockets.count) else {
             let why = count < 0 ? String(cString: strerror(errno)) : "got \(count) of \(sockets.count) sockets"
             for fd in fds.prefix(max(0, Int(count))) { FD.close(fd) }

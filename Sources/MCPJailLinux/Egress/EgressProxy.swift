@@ -8,9 +8,12 @@ import MCPJailCore
 /// (name resolved on the host, rebinding targets refused, connect with a timeout, bytes
 /// spliced both ways). Nothing else of the jail gets out.
 ///
-/// One thread polls the DNS stub's socket and the listeners (``EgressBridge``); each
-/// allowed connection gets a thread per direction. Every connection, allowed or denied,
-/// and every refused lookup is an audit record (`egress/connect`, `egress/dns`).
+/// One thread polls the DNS stub's socket, the listeners and the refusal watch
+/// (``EgressBridge``); each allowed connection gets a thread per direction. Every
+/// connection, allowed or denied, every attempt the jail's kernel refused because nothing
+/// listens for it (TCP to an unlisted port, UDP but DNS; repeats coalesced, see
+/// ``EgressRefusalCoalescer``), and every refused lookup is an audit record
+/// (`egress/connect`, `egress/dns`).
 /// ``stop()`` closes everything and waits for the connection threads: nothing outlives the session.
 public final class EgressProxy: @unchecked Sendable {
     private let policy: EgressPolicy
@@ -22,6 +25,8 @@ public final class EgressProxy: @unchecked Sendable {
     /// When each refused name was last recorded (the poll thread's only): a resolver asks
     /// for A and AAAA at once, and retries; one record per name and second is enough.
     private var refusedLookups: [String: UInt64] = [:]
+    /// Refused attempts waiting to be written (the poll thread's only).
+    private var refusals = EgressRefusalCoalescer()
     private let wake: (read: Int32, write: Int32)
     private let condition = Condition()
     // Guarded by `condition`.
@@ -37,7 +42,7 @@ public final class EgressProxy: @unchecked Sendable {
         self.sockets = sockets
         self.audit = audit
         self.logger = logger
-        self.stub = DNSStub(policy: bridge.policy)
+        self.stub = DNSStub(policy: bridge.policy, ipv6: bridge.ipv6)
         do {
             wake = try FD.pipe()
         } catch {
@@ -82,16 +87,72 @@ public final class EgressProxy: @unchecked Sendable {
         }
         while true {
             let ready = poll(&entries, nfds_t(entries.count), 1000)
-            if condition.withLock({ stopping }) { return }
+            if condition.withLock({ stopping }) {
+                // What the jail's kernel refused last is still queued: it is recorded too.
+                for (socket, fd) in sockets where socket.role == .refusals { readRefusals(fd) }
+                writeRefusals(refusals.expire(now: monotonicNanoseconds(), everything: true))
+                return
+            }
             sweepIdle()
+            if !refusals.isIdle { writeRefusals(refusals.expire(now: monotonicNanoseconds())) }
             guard ready > 0 else { continue }
             for index in 1..<entries.count where entries[index].revents != 0 {
                 let (socket, fd) = sockets[index - 1]
                 switch socket.role {
                 case .dns: answerDNS(fd)
                 case .transparent, .httpProxy: acceptAll(fd, role: socket.role)
+                case .refusals: readRefusals(fd)
                 }
             }
+        }
+    }
+
+    /// Reads the refusal watch dry: each kernel answer to an attempt nothing listened for
+    /// (``EgressRefusal``) is a denial, written through the coalescer.
+    private func readRefusals(_ fd: Int32) {
+        var buffer = [UInt8](repeating: 0, count: Int(MCPJAIL_REFUSAL_SNAPLEN))
+        while true {
+            let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if got < 0 {
+                if errno == EINTR { continue }
+                return  // EAGAIN: drained
+            }
+            guard let refusal = EgressRefusal.parse(Array(buffer[0..<got])), !isOwnTraffic(refusal) else { continue }
+            let destination: EgressDestination
+            if let name = stub.pool.name(for: refusal.address) {
+                destination = .name(name, port: refusal.port)
+            } else {
+                destination = .address(refusal.address, port: refusal.port)
+            }
+            let key = EgressRefusalCoalescer.Key(transport: refusal.transport, destination: destination.description)
+            writeRefusals(refusals.note(key, now: monotonicNanoseconds()))
+        }
+    }
+
+    /// Whether a refusal answers mcpjail's own sockets rather than an attempt of the jail:
+    /// a reset from a port a listener holds (the proxy resetting a connection it refused),
+    /// or an unreachable answering the DNS stub's reply to a resolver that already left.
+    private func isOwnTraffic(_ refusal: EgressRefusal) -> Bool {
+        switch refusal.transport {
+        case .tcp:
+            return sockets.contains { socket, _ in
+                guard socket.role == .transparent || socket.role == .httpProxy, socket.port == refusal.port,
+                    socket.address.isIPv4 == refusal.address.isIPv4 else { return false }
+                return socket.address == refusal.address || socket.address.bytes.allSatisfy { $0 == 0 }
+            }
+        case .udp:
+            return sockets.contains { socket, _ in
+                socket.role == .dns && socket.address == refusal.sourceAddress && socket.port == refusal.sourcePort
+            }
+        }
+    }
+
+    private func writeRefusals(_ summaries: [EgressRefusalCoalescer.Summary]) {
+        let now = monotonicNanoseconds()
+        for summary in summaries {
+            record(method: "egress/connect", destination: summary.key.destination, decision: .deny, outcome: .refused,
+                   errorType: "not_allowed", started: now, transport: summary.key.transport.rawValue,
+                   attempts: summary.attempts > 1 ? summary.attempts : nil)
         }
     }
 
@@ -120,7 +181,7 @@ public final class EgressProxy: @unchecked Sendable {
                 if refusedLookups.count > 4096 { refusedLookups.removeAll() }
                 refusedLookups[name] = now
                 record(method: "egress/dns", destination: name, decision: .deny, outcome: .refused, errorType: "not_allowed",
-                       started: monotonicNanoseconds())
+                       started: monotonicNanoseconds(), transport: nil)
             }
         }
     }
@@ -146,7 +207,7 @@ public final class EgressProxy: @unchecked Sendable {
                 continue
             }
             let destination: EgressDestination
-            if EgressNamePool.contains(address), let name = stub.pool.name(for: address) {
+            if let name = stub.pool.name(for: address) {
                 destination = .name(name, port: port)
             } else {
                 destination = .address(address, port: port)
@@ -197,7 +258,8 @@ public final class EgressProxy: @unchecked Sendable {
 
     func record(
         method: String, destination: String, address: String? = nil, decision: AuditRecord.Decision, outcome: AuditRecord.Outcome,
-        errorType: String? = nil, started: UInt64, bytesIn: Int = 0, bytesOut: Int = 0
+        errorType: String? = nil, started: UInt64, bytesIn: Int = 0, bytesOut: Int = 0, transport: String? = "tcp",
+        attempts: Int? = nil
     ) {
         var record = AuditRecord(
             time: wallClockSeconds(), server: "", profileDigest: "", session: "", requestID: nil, method: method,
@@ -205,6 +267,8 @@ public final class EgressProxy: @unchecked Sendable {
             latencyMicros: Int64((monotonicNanoseconds() - started) / 1000), bytesIn: bytesIn, bytesOut: bytesOut)
         record.destination = destination
         record.peerAddress = address
+        record.transport = transport
+        record.attempts = attempts
         audit.enqueue(AuditEntry(record: record, arguments: .none))
         if decision == .deny { logger.debug("egress denied: \(destination) (\(errorType ?? "-"))") }
     }
