@@ -70,34 +70,11 @@ public final class TokenSource: Sendable {
         var token: Result<String, AuthFailure>
     }
 
-    /// What changes when a file is replaced or rewritten.
-    struct FileIdentity: Equatable {
-        var device: UInt64
-        var inode: UInt64
-        var size: Int64
-        var modified: timespec
-        var changed: timespec
-
-        init(_ info: stat) {
-            device = UInt64(info.st_dev)
-            inode = UInt64(info.st_ino)
-            size = Int64(info.st_size)
-            modified = info.st_mtim
-            changed = info.st_ctim
-        }
-
-        static func == (a: FileIdentity, b: FileIdentity) -> Bool {
-            a.device == b.device && a.inode == b.inode && a.size == b.size
-                && a.modified.tv_sec == b.modified.tv_sec && a.modified.tv_nsec == b.modified.tv_nsec
-                && a.changed.tv_sec == b.changed.tv_sec && a.changed.tv_nsec == b.changed.tv_nsec
-        }
-
-        /// File times tick coarsely (a few ms), so a same-size rewrite right after a read
-        /// can keep the same times. A file changed in the last two seconds is re-read on
-        /// every call instead of trusted (git's "racy" rule).
-        func isRecent(now: time_t) -> Bool {
-            now - max(modified.tv_sec, changed.tv_sec) < 2
-        }
+    /// File times tick coarsely (a few ms), so a same-size rewrite right after a read can
+    /// keep the same times. A file changed in the last two seconds is re-read on every call
+    /// instead of trusted (git's "racy" rule).
+    private static func isRecent(_ identity: FileIdentity, now: time_t) -> Bool {
+        Int64(now) - max(identity.mtimeSeconds, identity.ctimeSeconds) < 2
     }
 
     private func fileToken(path: String) -> Result<String, AuthFailure> {
@@ -107,7 +84,7 @@ public final class TokenSource: Sendable {
             return .failure(AuthFailure(.missing, "the token file named by \(Self.fileVariable) cannot be read"))
         }
         let identity = FileIdentity(info)
-        if let cached = snapshot.withLock({ $0 }), cached.identity == identity, !identity.isRecent(now: time(nil)) {
+        if let cached = snapshot.withLock({ $0 }), cached.identity == identity, !Self.isRecent(identity, now: time(nil)) {
             return cached.token
         }
         let fresh = Self.read(path: path)

@@ -29,6 +29,20 @@ public struct FileIdentity: Sendable, Hashable {
         self.ctimeSeconds = ctimeSeconds
         self.ctimeNanoseconds = ctimeNanoseconds
     }
+
+    public init(_ info: stat) {
+        self.init(
+            device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size), mode: UInt32(info.st_mode),
+            mtimeSeconds: Int64(info.st_mtim.tv_sec), mtimeNanoseconds: Int64(info.st_mtim.tv_nsec),
+            ctimeSeconds: Int64(info.st_ctim.tv_sec), ctimeNanoseconds: Int64(info.st_ctim.tv_nsec))
+    }
+
+    /// What `stat(path)` says (symlinks followed); nil when it fails.
+    public init?(path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        self.init(info)
+    }
 }
 
 /// Digests of files by their ``FileIdentity``, so that verifying a tree re-hashes only what
