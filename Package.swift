@@ -83,7 +83,7 @@ let package = Package(
             dependencies: ["MCPJailCore", .product(name: "JWTKit", package: "jwt-kit")],
             swiftSettings: strict
         ),
-        .testTarget(name: "MCPJailLinuxTests", dependencies: ["MCPJailLinux", "MCPJailCore"], swiftSettings: strict),
+        .testTarget(name: "MCPJailLinuxTests", dependencies: ["MCPJailLinux", "MCPJailCore", "CMCPJailShims"], swiftSettings: strict),
         .testTarget(
             name: "MCPJailCommandsTests",
             dependencies: ["MCPJailCommands", "MCPJailCore", "MCPJailLinux", "MCPJailStore"],

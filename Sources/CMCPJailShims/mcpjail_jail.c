@@ -23,8 +23,10 @@
 #include <linux/if_packet.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -541,8 +543,30 @@ static void jail_child(const struct mcpjail_jail_config *config, int release_fd,
     run_init(config, error_fd);
 }
 
+/// Clones the jail's first process (fork-like: the child returns 0 on this stack), straight
+/// into the v2 cgroup `cgroup_fd` when it is >= 0 and the kernel has CLONE_INTO_CGROUP
+/// (5.7); *placed says whether it went there.
+static long clone_jail(int cgroup_fd, int *placed) {
+    const uint64_t namespaces =
+        CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
+    *placed = 0;
+    if (cgroup_fd >= 0) {
+        struct clone_args args;
+        memset(&args, 0, sizeof(args));
+        args.flags = namespaces | CLONE_INTO_CGROUP;
+        args.exit_signal = SIGCHLD;
+        args.cgroup = (uint64_t)cgroup_fd;
+        long child = syscall(SYS_clone3, &args, sizeof(args));
+        if (child > 0) *placed = 1;
+        if (child >= 0) return child;
+        // ENOSYS: no clone3 (before 5.3); E2BIG or EINVAL: no CLONE_INTO_CGROUP (before 5.7).
+        if (errno != ENOSYS && errno != E2BIG && errno != EINVAL) return -1;
+    }
+    return syscall(SYS_clone, (unsigned long)namespaces | SIGCHLD, NULL, NULL, NULL, 0);
+}
+
 int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int *release_fd, int *error_fd,
-                       int *inspect_fd, struct mcpjail_spawn_result *result) {
+                       int *inspect_fd, int *placed_in_cgroup, struct mcpjail_spawn_result *result) {
     result->pid = -1;
     result->stage = MCPJAIL_STAGE_NONE;
     result->error = 0;
@@ -563,8 +587,7 @@ int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int
         errno = saved;
         goto fail;
     }
-    long child = syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC |
-                                        CLONE_NEWUTS | SIGCHLD, NULL, NULL, NULL, 0);
+    long child = clone_jail(config->cgroup_v2_fd, placed_in_cgroup);
     if (child < 0) {
         int saved = errno;
         close(release_pipe[0]);

@@ -7,6 +7,7 @@ import MCPJailLinux
 /// `mcpjail run NAME`: what an MCP client launches instead of the server.
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "run",
         abstract: "Start the server a profile names and relay its stdio, checking every message.",
         discussion: """
             Loads NAME.toml from the profile directory, refuses if there is none (the profiles \

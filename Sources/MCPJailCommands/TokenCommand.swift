@@ -5,6 +5,7 @@ import MCPJailCore
 /// `mcpjail token`: keys and bearer tokens for per-call authentication.
 struct Token: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "token",
         abstract: "Make signing keys and mint bearer tokens for per-call authentication.",
         discussion: """
             The relay accepts a call when its token, a compact JWT, is signed by one of the \
@@ -23,6 +24,7 @@ extension Token {
     /// `mcpjail token issue`: prints a signed token.
     struct Issue: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "issue",
             abstract: "Mint a signed token (a compact JWT) and print it on stdout.",
             discussion: """
                 The key file decides the algorithm: an Ed25519 private key signs EdDSA, an EC \
@@ -85,6 +87,7 @@ extension Token {
     /// `mcpjail token keygen`: writes a new key pair (or secret).
     struct Keygen: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "keygen",
             abstract: "Write a new signing key: PREFIX.key (private, mode 0600) and PREFIX.pub.",
             discussion: """
                 EdDSA (Ed25519) and ES256 (EC P-256) write the private key as PKCS#8 PEM to \

@@ -318,13 +318,18 @@ public final class SessionCgroup: @unchecked Sendable {
     /// every start on the 2-CPU test machine, writing "0" into `tasks` 0.01-0.04 ms. The
     /// permission check uses the opener's (mcpjail's) credentials. Closed like ``procsFDs``.
     public private(set) var tasksFDs: [Int32]
+    /// The v2 directory, open (O_RDONLY | O_DIRECTORY | O_CLOEXEC), or -1: the jail is
+    /// cloned straight into it (CLONE_INTO_CGROUP), and ``procsFDs`` serve only kernels
+    /// before 5.7. Closed like ``procsFDs``.
+    public private(set) var v2DirectoryFD: Int32
     private var removed = false
 
-    init(plan: CgroupPlan, directories: [Directory], procsFDs: [Int32], tasksFDs: [Int32]) {
+    init(plan: CgroupPlan, directories: [Directory], procsFDs: [Int32], tasksFDs: [Int32], v2DirectoryFD: Int32) {
         self.plan = plan
         self.directories = directories
         self.procsFDs = procsFDs
         self.tasksFDs = tasksFDs
+        self.v2DirectoryFD = v2DirectoryFD
     }
 
     deinit {
@@ -368,8 +373,9 @@ public final class SessionCgroup: @unchecked Sendable {
         var made: [Directory] = []
         var procsFDs: [Int32] = []
         var tasksFDs: [Int32] = []
+        var v2DirectoryFD: Int32 = -1
         let cleanup = {
-            for fd in procsFDs + tasksFDs { _ = Glibc.close(fd) }
+            for fd in procsFDs + tasksFDs + [v2DirectoryFD] where fd >= 0 { _ = Glibc.close(fd) }
             for directory in made.reversed() { _ = rmdir(directory.path) }
         }
         do throws(MCPJailError) {
@@ -387,13 +393,19 @@ public final class SessionCgroup: @unchecked Sendable {
                 let joinFile = path + (group.version == .v1 ? "/tasks" : "/cgroup.procs")
                 let fd = open(joinFile, O_WRONLY | O_CLOEXEC)
                 if fd < 0 { throw CgroupFiles.failure("open", joinFile, errno) }
-                if group.version == .v1 { tasksFDs.append(fd) } else { procsFDs.append(fd) }
+                if group.version == .v1 {
+                    tasksFDs.append(fd)
+                } else {
+                    procsFDs.append(fd)
+                    v2DirectoryFD = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                    if v2DirectoryFD < 0 { throw CgroupFiles.failure("open", path, errno) }
+                }
             }
         } catch {
             cleanup()
             throw error
         }
-        return SessionCgroup(plan: plan, directories: made, procsFDs: procsFDs, tasksFDs: tasksFDs)
+        return SessionCgroup(plan: plan, directories: made, procsFDs: procsFDs, tasksFDs: tasksFDs, v2DirectoryFD: v2DirectoryFD)
     }
 
     /// v2: the session directory under `parent`, with `controllers` enabled for it.
@@ -491,7 +503,7 @@ public final class SessionCgroup: @unchecked Sendable {
     }
 
     /// Removes the session's cgroups (call after ``killAll()``; waits up to ~2 s for dying
-    /// processes to leave), closes ``procsFDs`` and ``tasksFDs``, and removes the shared `mcpjail` parent when
+    /// processes to leave), closes its fds, and removes the shared `mcpjail` parent when
     /// no other session uses it. Idempotent. Returns the directories that could not be
     /// removed (empty on success).
     @discardableResult
@@ -554,9 +566,10 @@ public final class SessionCgroup: @unchecked Sendable {
     }
 
     private func closeFDs() {
-        for fd in procsFDs + tasksFDs { _ = Glibc.close(fd) }
+        for fd in procsFDs + tasksFDs + [v2DirectoryFD] where fd >= 0 { _ = Glibc.close(fd) }
         procsFDs = []
         tasksFDs = []
+        v2DirectoryFD = -1
     }
 }
 

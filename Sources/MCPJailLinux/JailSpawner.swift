@@ -219,6 +219,7 @@ public struct JailSpawner: ServerSpawner {
         var releaseFD: Int32 = -1
         var errorFD: Int32 = -1
         var inspectFD: Int32 = -1
+        var placedInCgroup: Int32 = 0
         var result = mcpjail_spawn_result()
         let cloned: Int32 = CStringArray(argv).withPointers { argvPointers in
             CStringArray(envp).withPointers { envPointers in
@@ -249,8 +250,9 @@ public struct JailSpawner: ServerSpawner {
                                 ipv6: restrictions.egress?.ipv6 == true ? 1 : 0)
                             config.cgroup_tasks_fds = tasksFDs.baseAddress
                             config.cgroup_tasks_fd_count = Int32(tasksFDs.count)
+                            config.cgroup_v2_fd = restrictions.cgroupV2DirectoryFD
                             // The forked child works on a copy of this memory: the pointers stay valid there.
-                            return mcpjail_jail_clone(&config, &pid, &releaseFD, &errorFD, &inspectFD, &result)
+                            return mcpjail_jail_clone(&config, &pid, &releaseFD, &errorFD, &inspectFD, &placedInCgroup, &result)
                           }
                           }
                         }
@@ -263,7 +265,9 @@ public struct JailSpawner: ServerSpawner {
         }
         do {
             try writeIDMaps(pid: pid, plan: plan)
-            for fd in restrictions.cgroupProcsFDs { try Self.write("\(pid)", to: fd, what: "cgroup.procs") }
+            if placedInCgroup == 0 {
+                for fd in restrictions.cgroupProcsFDs { try Self.write("\(pid)", to: fd, what: "cgroup.procs") }
+            }
         } catch {
             FD.close(releaseFD)
             FD.close(errorFD)

@@ -21,6 +21,8 @@ public struct ChildRestrictions: Sendable {
     public var cgroupProcsFDs: [Int32]
     /// Open `tasks` files of the session's v1 cgroups; the child writes "0" first thing.
     public var cgroupTasksFDs: [Int32]
+    /// The session's v2 cgroup directory (-1: none): the child is cloned into it.
+    public var cgroupV2DirectoryFD: Int32
     /// (resource, soft, hard) for setrlimit.
     public var rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)]
     /// A compiled seccomp-BPF program, installed last; empty for none.
@@ -32,11 +34,12 @@ public struct ChildRestrictions: Sendable {
     public var egress: EgressBridge?
 
     public init(
-        cgroupProcsFDs: [Int32] = [], cgroupTasksFDs: [Int32] = [], rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)] = [],
+        cgroupProcsFDs: [Int32] = [], cgroupTasksFDs: [Int32] = [], cgroupV2DirectoryFD: Int32 = -1, rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)] = [],
         seccompProgram: [UInt8] = [], pins: PinCheck? = nil, egress: EgressBridge? = nil
     ) {
         self.cgroupProcsFDs = cgroupProcsFDs
         self.cgroupTasksFDs = cgroupTasksFDs
+        self.cgroupV2DirectoryFD = cgroupV2DirectoryFD
         self.rlimits = rlimits
         self.seccompProgram = seccompProgram
         self.pins = pins

@@ -88,7 +88,8 @@ public final class Session {
             throw error
         }
         let restrictions = ChildRestrictions(
-            cgroupProcsFDs: cgroup?.procsFDs ?? [], cgroupTasksFDs: cgroup?.tasksFDs ?? [], rlimits: rlimits, seccompProgram: seccomp.program, pins: pins,
+            cgroupProcsFDs: cgroup?.procsFDs ?? [], cgroupTasksFDs: cgroup?.tasksFDs ?? [],
+            cgroupV2DirectoryFD: cgroup?.v2DirectoryFD ?? -1, rlimits: rlimits, seccompProgram: seccomp.program, pins: pins,
             egress: bridge)
 
         let server: SpawnedServer

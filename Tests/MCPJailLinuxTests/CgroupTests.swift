@@ -1,3 +1,4 @@
+import CMCPJailShims
 import Foundation
 import Glibc
 import MCPJailCore
@@ -327,5 +328,36 @@ struct CgroupLimitTests {
             #expect(access(directory.path, F_OK) != 0, "\(directory.path) is left behind")
         }
         #expect(cgroup.remove() == [])  // idempotent
+    }
+}
+
+@Suite("The jail's first process and its v2 cgroup")
+struct JailCloneIntoCgroupTests {
+    @Test("it is cloned straight into the v2 cgroup (CLONE_INTO_CGROUP): no write to cgroup.procs")
+    func clonedIntoV2Directory() throws {
+        let host = CgroupHost.detect()
+        let own = try #require(host.unifiedOwnDirectory, "needs a cgroup v2 mount (this machine's is at /sys/fs/cgroup/unified)")
+        let ownPath = try #require(host.unifiedOwnPath)
+        let name = "mcpjail-clone-test-\(UUID().uuidString)"
+        #expect(mkdir(own + "/" + name, 0o755) == 0, "cannot make a v2 cgroup under \(own): errno \(errno)")
+        defer { rmdir(own + "/" + name) }
+        let directory = open(own + "/" + name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        try #require(directory >= 0)
+        defer { close(directory) }
+
+        var config = mcpjail_jail_config()
+        config.cgroup_v2_fd = directory
+        var pid: pid_t = -1, release: Int32 = -1, failure: Int32 = -1, inspect: Int32 = -1, placed: Int32 = 0
+        var result = mcpjail_spawn_result()
+        try #require(mcpjail_jail_clone(&config, &pid, &release, &failure, &inspect, &placed, &result) == 0)
+        // The child waits for its release: what /proc says now is where it was born.
+        let membership = (try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)) ?? ""
+        close(release)  // the child reads EOF and exits without building anything
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        close(failure)
+        #expect(placed == 1)
+        let expected = "0::" + (ownPath == "/" ? "" : ownPath) + "/" + name
+        #expect(membership.split(separator: "\n").contains { $0 == expected }, "\(membership)")
     }
 }
