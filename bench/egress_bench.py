@@ -64,7 +64,14 @@ def listen(payload: int) -> tuple[socket.socket, int]:
 
 
 def run(argv: list[str], env: dict, log: Path | None) -> dict:
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    # stdin stays open until the client is done, as an MCP client's does: at EOF on its stdin
+    # `mcpjail run` stops the server (after [server] stop_timeout, 2 s by default).
+    read_end, write_end = os.pipe()
+    try:
+        done = subprocess.run(argv, env=env, stdin=read_end, capture_output=True, text=True, timeout=300)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
     text = (log.read_text() if log.exists() else "") if log else done.stderr
     lines = [l for l in text.splitlines() if l.startswith("EGRESS-BENCH ")]
     if done.returncode != 0 or not lines:
