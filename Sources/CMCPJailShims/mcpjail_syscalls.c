@@ -63,7 +63,12 @@ int mcpjail_install_signal_pipe(int write_fd, const int *signals, int count) {
 
 int mcpjail_notify_directory_changes(int directory_fd, int signal) {
     if (fcntl(directory_fd, F_SETSIG, signal) != 0) return -1;
-    return fcntl(directory_fd, F_NOTIFY, DN_CREATE | DN_DELETE | DN_RENAME | DN_MODIFY | DN_ATTRIB | DN_MULTISHOT);
+    if (fcntl(directory_fd, F_NOTIFY, DN_CREATE | DN_DELETE | DN_RENAME | DN_MODIFY | DN_ATTRIB | DN_MULTISHOT) != 0)
+        return -1;
+    // F_NOTIFY made the process the owner; narrow it to this thread (after F_NOTIFY, which
+    // resets it), so that no other thread's blocking call is interrupted by the signal.
+    struct f_owner_ex owner = { F_OWNER_TID, gettid() };
+    return fcntl(directory_fd, F_SETOWN_EX, &owner);
 }
 
 int mcpjail_set_child_subreaper(void) {

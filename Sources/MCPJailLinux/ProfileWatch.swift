@@ -6,8 +6,9 @@ import MCPJailCore
 /// Watches a running session's profile file and tells the supervisor when it was removed
 /// or renamed (``Change/revoked``) or edited (``Change/edited``).
 ///
-/// The kernel reports changes in the profile's directory with dnotify: ``signal`` (SIGIO)
-/// reaches the session's ``EventPipe`` and the supervisor calls ``look(now:)``; it also
+/// The kernel reports changes in the profile's directory with dnotify: ``signal`` (SIGIO),
+/// sent only to the thread that made the watch (the supervisor's, whose waits expect
+/// EINTR), reaches the session's ``EventPipe`` and the supervisor calls ``look(now:)``; it also
 /// looks every ``idleLookInterval``, which covers what dnotify cannot see (the directory
 /// itself removed or replaced). Not inotify: the kernel frees an inotify instance's watch
 /// only after an SRCU grace period, which closing the instance waits for, 8-24 ms measured
@@ -39,7 +40,8 @@ public final class ProfileWatch {
     /// When ``look(now:)`` wants to be called next, at the latest (monotonic ns).
     public private(set) var nextLook: UInt64
 
-    /// Starts watching `path` (the profile file as found in its profile directory).
+    /// Starts watching `path` (the profile file as found in its profile directory); call it
+    /// on the thread that will call ``look(now:)``.
     public init(path: String) throws(SystemCallError) {
         let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         self.path = absolute

@@ -12,8 +12,8 @@
 /// signal number as one byte to `write_fd` (a non-blocking self-pipe). Returns 0 or -1/errno.
 int mcpjail_install_signal_pipe(int write_fd, const int *signals, int count);
 
-/// dnotify (fcntl F_NOTIFY, which glibc hides behind _GNU_SOURCE): `signal` is sent to this
-/// process whenever an entry of the directory `directory_fd` is created, removed, renamed,
+/// dnotify (fcntl F_NOTIFY, which glibc hides behind _GNU_SOURCE): `signal` is sent to the
+/// calling thread (and no other) whenever an entry of the directory `directory_fd` is created, removed, renamed,
 /// written or has its attributes changed, until the fd is closed. 0, or -1 with errno.
 int mcpjail_notify_directory_changes(int directory_fd, int signal);
 
