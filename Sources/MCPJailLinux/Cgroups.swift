@@ -308,8 +308,10 @@ public final class SessionCgroup: @unchecked Sendable {
 
     public let plan: CgroupPlan
     public let directories: [Directory]
-    /// v2 directories: open (O_WRONLY | O_CLOEXEC) fds of their `cgroup.procs`; the parent
-    /// writes the jail's pid into each before releasing it. Closed by ``remove()`` (or deinit).
+    /// Open (O_WRONLY | O_CLOEXEC) fds of `cgroup.procs` files: the v2 directory's, and a v1
+    /// one's whose `tasks` file we may not write. The parent writes the jail's pid into each
+    /// before releasing it (on v2 only when the kernel cannot clone into the cgroup).
+    /// Closed by ``remove()`` (or deinit).
     public private(set) var procsFDs: [Int32]
     /// v1 directories: open (O_WRONLY | O_CLOEXEC) fds of their `tasks` files; the jail's
     /// first process, still single-threaded, writes "0" into each as its first step. Moving
@@ -390,13 +392,16 @@ public final class SessionCgroup: @unchecked Sendable {
                 }
                 made.append(Directory(version: group.version, controllers: group.controllers, path: path))
                 try writeLimits(profile.limits, version: group.version, controllers: group.controllers, directory: path)
-                let joinFile = path + (group.version == .v1 ? "/tasks" : "/cgroup.procs")
-                let fd = open(joinFile, O_WRONLY | O_CLOEXEC)
-                if fd < 0 { throw CgroupFiles.failure("open", joinFile, errno) }
-                if group.version == .v1 {
-                    tasksFDs.append(fd)
-                } else {
-                    procsFDs.append(fd)
+                // v1: `tasks`, unless a delegation made only cgroup.procs writable for us.
+                let tasks = group.version == .v1 ? open(path + "/tasks", O_WRONLY | O_CLOEXEC) : -1
+                if tasks >= 0 {
+                    tasksFDs.append(tasks)
+                    continue
+                }
+                let fd = open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
+                if fd < 0 { throw CgroupFiles.failure("open", path + "/cgroup.procs", errno) }
+                procsFDs.append(fd)
+                if group.version == .v2 {
                     v2DirectoryFD = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
                     if v2DirectoryFD < 0 { throw CgroupFiles.failure("open", path, errno) }
                 }
