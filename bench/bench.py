@@ -247,10 +247,15 @@ def teardown_after_eof(argv, env) -> float:
     """From the client's EOF to the launched process's exit."""
     session = Session(argv, env)
     session.initialize()
+    killer = threading.Timer(30, session.proc.kill)  # a stuck teardown must not hang the bench
+    killer.start()
     start = time.perf_counter()
     session.proc.stdin.close()
-    session.proc.wait(timeout=30)
+    # A blocking waitpid: wait(timeout=...) polls with sleeps doubling from 0.5 ms, which
+    # rounded every teardown up to 3.5, 7.5 or 15.5 ms.
+    session.proc.wait()
     elapsed = time.perf_counter() - start
+    killer.cancel()
     session.proc.stdout.close()
     return elapsed
 
