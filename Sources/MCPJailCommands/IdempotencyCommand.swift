@@ -143,7 +143,8 @@ struct IdempotencyList: IdempotencySubcommand {
         if record.state == .inFlight { w.field("owner_alive", !ownerGone(record)) }
         w.field("created", AuditTime.format(record.createdAt))
         w.field("updated", AuditTime.format(record.updatedAt))
-        w.field("expires", AuditTime.format(record.expiresAt))
+        // A call in flight or of unknown outcome does not expire until it is settled.
+        w.optionalField("expires", record.state == .completed ? AuditTime.format(record.expiresAt) : nil)
         w.field("resolved_by_operator", record.resolvedByOperator)
         w.field("result_bytes", record.resultSize)
         return String(decoding: w.finish(), as: UTF8.self)

@@ -183,7 +183,7 @@ public final class SQLiteIdempotencyStore: IdempotencyStore {
         let nowMS = Self.milliseconds(now)
         return try state.withLock { (st: inout State) throws(MCPJailError) -> IdempotencyRecord? in
             guard let found = try Self.fetch(st.connection, key: key),
-                found.expiresMS > nowMS
+                !found.record.isExpired(now: Double(nowMS) / 1000)
             else { return nil }
             return found.record
         }
@@ -207,7 +207,7 @@ public final class SQLiteIdempotencyStore: IdempotencyStore {
             """
             UPDATE idempotency SET state = 'completed', result = ?2, resolved = 1, updated_ms = ?3,
               expires_ms = ?3 + ttl_ms
-            WHERE key = ?1 AND expires_ms > ?3
+            WHERE key = ?1 AND (expires_ms > ?3 OR state <> 'completed')
             """, doing: "resolve a call"
         ) { (statement) throws(MCPJailError) in
             try statement.bind(1, key)
@@ -286,7 +286,7 @@ public final class SQLiteIdempotencyStore: IdempotencyStore {
 
     @discardableResult
     private static func deleteExpired(_ db: SQLiteConnection, nowMS: Int64) throws(MCPJailError) -> Int {
-        let statement = try db.prepared("DELETE FROM idempotency WHERE expires_ms <= ?1", doing: "prune expired records")
+        let statement = try db.prepared("DELETE FROM idempotency WHERE expires_ms <= ?1 AND state = 'completed'", doing: "prune expired records")
         defer { statement.reset() }
         try statement.bind(1, nowMS)
         try statement.run()
@@ -301,7 +301,7 @@ public final class SQLiteIdempotencyStore: IdempotencyStore {
 
     private static let selectKey = "SELECT \(columns), result FROM idempotency WHERE key = ?1"
     private static let selectUnexpired =
-        "SELECT \(columns), NULL FROM idempotency WHERE expires_ms > ?1 ORDER BY created_ms, rowid"
+        "SELECT \(columns), NULL FROM idempotency WHERE expires_ms > ?1 OR state <> 'completed' ORDER BY created_ms, rowid"
 
     /// A stored row: the record and its expiry in milliseconds (for exact comparisons).
     private struct Row {

@@ -24,8 +24,10 @@ struct IdempotencyDecisionTests {
     @Test func absentOrExpiredExecutes() {
         #expect(decide(nil) == .execute)
         #expect(decide(record(.completed, result: [1]), now: 200) == .execute)  // expiry is exclusive
-        #expect(decide(record(.inFlight), now: 250, alive: true) == .execute)
-        #expect(decide(record(.unknown), now: 200.001) == .execute)
+        // Only completed calls expire: one in flight or of unknown outcome may have written.
+        #expect(decide(record(.inFlight), now: 250, alive: true) == .inFlight)
+        #expect(decide(record(.inFlight), now: 250, alive: false) == .outcomeUnknown)
+        #expect(decide(record(.unknown), now: 200.001) == .outcomeUnknown)
         // An expired key with other arguments is absent too, not a mismatch.
         #expect(decide(record(.completed), fingerprint: "other", now: 300) == .execute)
     }

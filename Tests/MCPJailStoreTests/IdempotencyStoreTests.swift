@@ -182,6 +182,7 @@ struct IdempotencyStoreTests {
 
         for (n, ttl) in [(12, 10.0), (13, 20.0), (14, 30.0)] {
             #expect(try store.begin(writeCall(n), owner: me, ttl: ttl, now: t0) == .execute)
+            #expect(try store.complete(key: writeCall(n).key, owner: me, result: okResult, now: t0))
         }
         #expect(try store.list(now: t0 + 15).count == 3)  // 11 (new), 13, 14
         #expect(try store.prune(now: t0 + 15) == 1)
@@ -190,13 +191,38 @@ struct IdempotencyStoreTests {
         #expect(try store.list(now: t0 + 30).map(\.key) == [call.key])
     }
 
+    @Test("a call in flight or of unknown outcome never expires: past its ttl it is still refused, listed and kept")
+    func unsettledCallsDoNotExpire() throws {
+        let temp = try TempStore()
+        defer { temp.cleanup() }
+        let store = try temp.open()
+        let lost = writeCall(15), running = writeCall(16)
+        #expect(try store.begin(lost, owner: me, ttl: 10, now: t0) == .execute)
+        #expect(try store.markUnknown(key: lost.key, owner: me, now: t0 + 1))
+        #expect(try store.begin(running, owner: me, ttl: 10, now: t0) == .execute)
+        let later = t0 + 86_400 * 30
+        #expect(try store.prune(now: later) == 0)
+        #expect(try store.begin(lost, owner: me, ttl: 10, now: later) == .outcomeUnknown)
+        #expect(try store.begin(running, owner: me, ttl: 10, now: later) == .inFlight)  // its owner (this process) lives
+        #expect(Set(try store.list(now: later).map(\.key)) == [lost.key, running.key])
+        #expect(try store.record(key: lost.key, now: later)?.state == .unknown)
+        // Settled, the ttl runs from the settlement.
+        #expect(try store.resolve(key: lost.key, result: nil, now: later))
+        #expect(try store.complete(key: running.key, owner: me, result: okResult, now: later))
+        #expect(try store.prune(now: later + 9) == 0)
+        #expect(try store.prune(now: later + 10) == 2)
+    }
+
     @Test("begin prunes on its own every pruneInterval calls, and opening prunes")
     func opportunisticPrune() throws {
         let temp = try TempStore()
         defer { temp.cleanup() }
         let store = try SQLiteIdempotencyStore(path: temp.path, pruneInterval: 4, now: t0)
-        // Three begins of keys that expire at t0 + 1.
-        for n in 0..<3 { #expect(try store.begin(writeCall(n), owner: me, ttl: 1, now: t0) == .execute) }
+        // Three completed calls whose keys expire at t0 + 1.
+        for n in 0..<3 {
+            #expect(try store.begin(writeCall(n), owner: me, ttl: 1, now: t0) == .execute)
+            #expect(try store.complete(key: writeCall(n).key, owner: me, result: okResult, now: t0))
+        }
         // forget finds a row whether or not it expired: nothing has pruned 0 yet.
         #expect(try store.forget(key: writeCall(0).key))
         // The fourth begin (at t0 + 2) prunes first: 1 and 2 are gone.
@@ -205,6 +231,7 @@ struct IdempotencyStoreTests {
         #expect(try !store.forget(key: writeCall(2).key))
         // Opening a store prunes too.
         #expect(try store.begin(writeCall(101), owner: me, ttl: 1, now: t0) == .execute)
+        #expect(try store.complete(key: writeCall(101).key, owner: me, result: okResult, now: t0))
         _ = try SQLiteIdempotencyStore(path: temp.path, now: t0 + 5)
         #expect(try !store.forget(key: writeCall(101).key))
         #expect(try store.forget(key: writeCall(100).key))

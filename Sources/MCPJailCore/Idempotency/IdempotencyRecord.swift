@@ -79,7 +79,10 @@ public struct IdempotencyRecord: Sendable, Equatable {
         self.result = result
     }
 
-    public func isExpired(now: Double) -> Bool { now >= expiresAt }
+    /// Only a completed call expires. One in flight or of unknown outcome stays until it
+    /// completes or an operator settles it (`mcpjail idempotency resolve|forget`): expiring
+    /// it would let a retry run a write that may have happened.
+    public func isExpired(now: Double) -> Bool { state == .completed && now >= expiresAt }
 }
 
 /// What the relay does with a write call, as ``IdempotencyStore/begin(_:owner:ttl:now:)``
