@@ -218,9 +218,17 @@ public final class Relay: @unchecked Sendable {
         sendToClient(reply)
         var call = call
         call.idempotency = "replayed"
-        let isError = (try? JSONParser.parse(stored))?["isError"] == .bool(true)
+        let parsed = try? JSONParser.parse(stored)
+        let outcome: AuditRecord.Outcome
+        var errorCode: Int? = nil
+        if let error = WriteGate.storedError(parsed) {
+            outcome = .protocolError
+            if case .number(let code)? = error["code"] { errorCode = Int(code.description) }
+        } else {
+            outcome = parsed?["isError"] == .bool(true) ? .toolError : .ok
+        }
         audit.enqueue(call.completed(
-            outcome: isError ? .toolError : .ok, decision: .allow, decidedBy: WriteGate.checkName, errorCode: nil,
+            outcome: outcome, decision: .allow, decidedBy: WriteGate.checkName, errorCode: errorCode,
             errorType: nil, finished: monotonicNanoseconds(), bytesOut: reply.count))
     }
 

@@ -86,7 +86,7 @@ public final class WriteGate: Sendable {
     }
 
     /// Stores the answer to an executed write before the client gets it: the `result`, or
-    /// for a JSON-RPC error a tool error result saying so (a repeat must not run it again).
+    /// the JSON-RPC `error` (a repeat must not run it again, and gets the same answer).
     func finish(_ call: IdempotentCall, response: UnsafeRawBufferPointer) {
         let stored = Self.storedResult(response)
         do {
@@ -114,10 +114,28 @@ public final class WriteGate: Sendable {
             decidedBy: Self.checkName)
     }
 
-    /// The line replaying a stored result, marked as a replay in the result's `_meta`.
+    /// The line replaying a stored answer: a result, marked as a replay in its `_meta`; or a
+    /// stored JSON-RPC error, marked in its `data` when that is absent or an object.
     static func replayReply(id: RequestID, stored: [UInt8]) -> [UInt8] {
+        let parsed = try? JSONParser.parse(stored)
+        if let error = storedError(parsed) {
+            var error = error
+            switch error["data"] {
+            case nil:
+                error["data"] = .object(JSONObject([(replayedKey, .bool(true))]))
+            case .object(var data)?:
+                data[replayedKey] = .bool(true)
+                error["data"] = .object(data)
+            default:
+                break
+            }
+            var line = Array(#"{"jsonrpc":"2.0","id":"#.utf8) + Array(id.json.utf8) + Array(#","error":"#.utf8)
+            JSONWriter.append(.object(error), to: &line)
+            line += Array("}\n".utf8)
+            return line
+        }
         var result: JSONValue
-        if case .object(var object)? = try? JSONParser.parse(stored) {
+        if case .object(var object)? = parsed {
             var meta = object["_meta"]?.objectValue ?? JSONObject()
             meta[replayedKey] = .bool(true)
             object["_meta"] = .object(meta)
@@ -131,21 +149,30 @@ public final class WriteGate: Sendable {
         return line
     }
 
+    /// How a JSON-RPC error answer is stored: `{"dev.mcpjail/jsonrpcError": ERROR}`, the
+    /// error object as the client got it (a result is stored as itself, always an object
+    /// without that key of mcpjail's namespace).
+    static let storedErrorKey = "dev.mcpjail/jsonrpcError"
+
+    /// The error object of a stored JSON-RPC error answer, or nil for a stored result.
+    static func storedError(_ stored: JSONValue?) -> JSONObject? {
+        guard case .object(let object)? = stored, object.count == 1, case .object(let error)? = object[storedErrorKey] else {
+            return nil
+        }
+        return error
+    }
+
     static func storedResult(_ response: UnsafeRawBufferPointer) -> [UInt8] {
         guard let scanned = try? JSONScanner.scan(response) else { return IdempotencyErrors.operatorResolvedResult }
         if let result = scanned.member("result"), result.kind == .object {
             return Array(response[result.value.start..<result.value.end])
         }
-        var message = "the server answered with an error"
-        if let text = scanned.member("message", in: "error").flatMap({ scanned.string($0, in: response) }) {
-            message += ": " + text
+        if let error = scanned.member("error"), error.kind == .object {
+            var stored = Array("{\"\(storedErrorKey)\":".utf8)
+            stored += response[error.value.start..<error.value.end]
+            stored += Array("}".utf8)
+            return stored
         }
-        let error = SafeError(.serverError, message, retryable: false)
-        let reply = Replies.toolError(id: RequestID(string: ""), error)
-        // The result object of that tool error line.
-        guard let parsed = try? JSONParser.parse(reply.dropLast()), let result = parsed["result"] else {
-            return IdempotencyErrors.operatorResolvedResult
-        }
-        return JSONWriter.bytes(result)
+        return IdempotencyErrors.operatorResolvedResult
     }
 }

@@ -132,6 +132,25 @@ def test_a_killed_relay_never_causes_a_second_execution(jail: Jail, raw_relay):
     survivor.wait()
 
 
+def test_a_write_answered_with_a_json_rpc_error_replays_that_error_without_running_again(jail: Jail, raw_relay):
+    jail.raw_profile(policy=WRITE_POLICY + "[tools.rpc_error]\nwrite = true\n")
+    relay = raw_relay("raw")
+    call = {"name": "rpc_error", "arguments": {"order": 12}}
+    first = relay.request(1, "tools/call", call)
+    again = relay.request(2, "tools/call", call)
+    assert "result" not in first and first["error"]["code"] == -32602, first
+    # The same JSON-RPC error, not a tool result: only the id and the replay mark differ.
+    assert "result" not in again, again
+    assert again["error"]["code"] == first["error"]["code"] and again["error"]["message"] == first["error"]["message"]
+    assert again["error"]["data"]["dev.mcpjail/replayed"] is True, again
+    assert jail.received().count(b'"name":"rpc_error"') == 1, "the write ran twice"
+    relay.close_stdin()
+    assert relay.wait() == 0
+    calls = [r for r in jail.assert_audit_intact() if r.get("tool") == "rpc_error"]
+    assert [r.get("idempotency") for r in calls] == ["executed", "replayed"], calls
+    assert all(r["outcome"] == "protocol_error" and r["error_code"] == -32602 for r in calls), calls
+
+
 def test_an_expired_key_executes_again(jail: Jail):
     jail.fixture_profile(policy=WRITE_POLICY.replace("write = true", 'write = true\nidempotency_ttl = "1s"'))
 
