@@ -71,10 +71,12 @@ public struct SessionRegistry: Sendable {
         var entries: [Entry] = []
         for name in names where name.hasSuffix(".json") {
             let path = directory + "/" + name
-            guard let data = FileManager.default.contents(atPath: path),
-                let entry = try? JSONDecoder().decode(Entry.self, from: data)
-            else {
-                continue  // being written, or not ours
+            guard let data = FileManager.default.contents(atPath: path) else { continue }  // gone meanwhile
+            guard let entry = try? JSONDecoder().decode(Entry.self, from: data) else {
+                // Entries appear whole (written beside, then renamed): this one was torn by a
+                // crash (they are not fsynced) and names no session.
+                unlink(path)
+                continue
             }
             let owner = IdempotencyOwner(bootID: entry.bootID, pid: entry.pid, startTime: entry.startTicks)
             if ProcessLiveness().isAlive(owner) {
