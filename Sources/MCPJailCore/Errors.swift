@@ -74,8 +74,6 @@ public struct SafeError: Sendable, Equatable {
         public static let invalidArguments = Kind(rawValue: "invalid_arguments")
         public static let rateLimited = Kind(rawValue: "rate_limited")
         public static let timeout = Kind(rawValue: "timeout")
-        /// A write whose server answered with a JSON-RPC error, as its stored result replays it.
-        public static let serverError = Kind(rawValue: "server_error")
         /// The server's profile was removed while it ran (revocation).
         public static let serverRevoked = Kind(rawValue: "server_revoked")
     }

@@ -214,22 +214,13 @@ public final class Relay: @unchecked Sendable {
     // MARK: write tools
 
     private func answerReplay(_ call: PendingCall, id: RequestID, stored: [UInt8]) {
-        let reply = WriteGate.replayReply(id: id, stored: stored)
-        sendToClient(reply)
+        let replay = WriteGate.replay(id: id, stored: stored)
+        sendToClient(replay.line)
         var call = call
         call.idempotency = "replayed"
-        let parsed = try? JSONParser.parse(stored)
-        let outcome: AuditRecord.Outcome
-        var errorCode: Int? = nil
-        if let error = WriteGate.storedError(parsed) {
-            outcome = .protocolError
-            if case .number(let code)? = error["code"] { errorCode = Int(code.description) }
-        } else {
-            outcome = parsed?["isError"] == .bool(true) ? .toolError : .ok
-        }
         audit.enqueue(call.completed(
-            outcome: outcome, decision: .allow, decidedBy: WriteGate.checkName, errorCode: errorCode,
-            errorType: nil, finished: monotonicNanoseconds(), bytesOut: reply.count))
+            outcome: replay.outcome, decision: .allow, decidedBy: WriteGate.checkName, errorCode: replay.errorCode,
+            errorType: nil, finished: monotonicNanoseconds(), bytesOut: replay.line.count))
     }
 
     /// A duplicate of a write still running (here or in another `mcpjail run`): waits for

@@ -114,12 +114,22 @@ public final class WriteGate: Sendable {
             decidedBy: Self.checkName)
     }
 
-    /// The line replaying a stored answer: a result, marked as a replay in its `_meta`; or a
-    /// stored JSON-RPC error, marked in its `data` when that is absent or an object.
-    static func replayReply(id: RequestID, stored: [UInt8]) -> [UInt8] {
+    /// A stored answer replayed: the line for the client and what the audit record says.
+    struct Replay {
+        var line: [UInt8]
+        var outcome: AuditRecord.Outcome
+        var errorCode: Int?
+    }
+
+    /// Replays a stored answer: a result, marked as a replay in its `_meta`; or a stored
+    /// JSON-RPC error, marked in its `data` when that is absent or an object.
+    static func replay(id: RequestID, stored: [UInt8]) -> Replay {
         let parsed = try? JSONParser.parse(stored)
-        if let error = storedError(parsed) {
-            var error = error
+        let member: String
+        let value: JSONObject
+        var outcome = AuditRecord.Outcome.ok
+        var errorCode: Int? = nil
+        if var error = storedError(parsed) {
             switch error["data"] {
             case nil:
                 error["data"] = .object(JSONObject([(replayedKey, .bool(true))]))
@@ -129,24 +139,20 @@ public final class WriteGate: Sendable {
             default:
                 break
             }
-            var line = Array(#"{"jsonrpc":"2.0","id":"#.utf8) + Array(id.json.utf8) + Array(#","error":"#.utf8)
-            JSONWriter.append(.object(error), to: &line)
-            line += Array("}\n".utf8)
-            return line
-        }
-        var result: JSONValue
-        if case .object(var object)? = parsed {
+            (member, value, outcome) = ("error", error, .protocolError)
+            if case .number(let code)? = error["code"] { errorCode = Int(code.description) }
+        } else {
+            var object = parsed?.objectValue ?? JSONObject()
+            if object["isError"] == .bool(true) { outcome = .toolError }
             var meta = object["_meta"]?.objectValue ?? JSONObject()
             meta[replayedKey] = .bool(true)
             object["_meta"] = .object(meta)
-            result = .object(object)
-        } else {
-            result = .object(JSONObject([("_meta", .object(JSONObject([(replayedKey, .bool(true))])))]))
+            (member, value) = ("result", object)
         }
-        var line = Array(#"{"jsonrpc":"2.0","id":"#.utf8) + Array(id.json.utf8) + Array(#","result":"#.utf8)
-        JSONWriter.append(result, to: &line)
+        var line = Array(#"{"jsonrpc":"2.0","id":"#.utf8) + Array(id.json.utf8) + Array(",\"\(member)\":".utf8)
+        JSONWriter.append(.object(value), to: &line)
         line += Array("}\n".utf8)
-        return line
+        return Replay(line: line, outcome: outcome, errorCode: errorCode)
     }
 
     /// How a JSON-RPC error answer is stored: `{"dev.mcpjail/jsonrpcError": ERROR}`, the

@@ -10,7 +10,7 @@ struct WriteGateReplayTests {
     }
 
     private func replay(_ stored: [UInt8]) throws -> JSONValue {
-        let line = WriteGate.replayReply(id: RequestID(string: "r1"), stored: stored)
+        let line = WriteGate.replay(id: RequestID(string: "r1"), stored: stored).line
         #expect(line.last == UInt8(ascii: "\n"))
         return try JSONParser.parse(Array(line.dropLast()))
     }
