@@ -38,10 +38,34 @@ int mcpjail_openat_in_root(int dirfd, const char *path, int flags) {
     return (int)fd;
 }
 
+/// Runs before main, while the process has its only thread: raises the soft RLIMIT_NOFILE
+/// to MCPJAIL_RESERVED_FDS (at most the hard limit) and grows the fd table to that size by
+/// duplicating an fd to the top slot and closing it (a table never shrinks). Growing it
+/// later, once threads share it (Swift's async main runs on a pool thread), waits for an
+/// RCU grace period at each doubling (expand_fdtable): a pinned `run`, which keeps one fd
+/// per watched directory, lost about 10 ms to that.
+__attribute__((constructor)) static void mcpjail_reserve_fd_table(void) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+    rlim_t wanted = limit.rlim_max < MCPJAIL_RESERVED_FDS ? limit.rlim_max : MCPJAIL_RESERVED_FDS;
+    if (limit.rlim_cur < wanted) {
+        limit.rlim_cur = wanted;
+        if (setrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+    }
+    int top = (int)(limit.rlim_cur < MCPJAIL_RESERVED_FDS ? limit.rlim_cur : MCPJAIL_RESERVED_FDS) - 1;
+    if (top < 64 || fcntl(top, F_GETFD) >= 0) return;
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    if (dup3(fd, top, O_CLOEXEC) == top) close(top);
+    close(fd);
+}
+
 static int signal_pipe_fd = -1;
+static volatile sig_atomic_t signal_counts[_NSIG];
 
 static void signal_to_pipe(int sig) {
     int saved = errno;
+    if (sig > 0 && sig < _NSIG) signal_counts[sig] += 1;
     unsigned char byte = (unsigned char)sig;
     ssize_t ignored = write(signal_pipe_fd, &byte, 1);
     (void)ignored;
@@ -59,6 +83,15 @@ int mcpjail_install_signal_pipe(int write_fd, const int *signals, int count) {
         if (sigaction(signals[i], &action, NULL) != 0) return -1;
     }
     return 0;
+}
+
+int mcpjail_signal_count(int sig) {
+    return (sig > 0 && sig < _NSIG) ? (int)signal_counts[sig] : 0;
+}
+
+int mcpjail_realtime_signal(int offset) {
+    int sig = SIGRTMIN + offset;
+    return sig <= SIGRTMAX ? sig : -1;
 }
 
 int mcpjail_notify_directory_changes(int directory_fd, int signal) {

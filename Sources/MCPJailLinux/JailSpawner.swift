@@ -278,7 +278,8 @@ public struct JailSpawner: ServerSpawner {
         if let pins = restrictions.pins {
             let started = monotonicNanoseconds()
             let verification = try verifyInJail(
-                pid: pid, pins: pins, profile: profile, releaseFD: releaseFD, errorFD: errorFD, inspectFD: inspectFD)
+                pid: pid, pins: pins, watch: restrictions.codeWatch, profile: profile, releaseFD: releaseFD, errorFD: errorFD,
+                inspectFD: inspectFD)
             let micros = (monotonicNanoseconds() - started) / 1000
             guard mcpjail_jail_continue(pid, inspectFD, errorFD, &result) == 0 else {
                 throw SpawnFailure(stage: Int(result.stage), errno: result.error).error(command: profile.server.command, workdir: profile.server.workdir)
@@ -295,7 +296,7 @@ public struct JailSpawner: ServerSpawner {
     /// server will see: through an fd of the jail's root, with every mount in place and
     /// nothing of the server started. On a difference the jail is killed before its exec.
     private func verifyInJail(
-        pid: pid_t, pins: PinCheck, profile: Profile, releaseFD: Int32, errorFD: Int32, inspectFD: Int32
+        pid: pid_t, pins: PinCheck, watch: CodeWatch?, profile: Profile, releaseFD: Int32, errorFD: Int32, inspectFD: Int32
     ) throws(MCPJailError) -> PinVerification {
         var result = mcpjail_spawn_result()
         var root: Int32 = -1
@@ -306,8 +307,21 @@ public struct JailSpawner: ServerSpawner {
         #if DEBUG
             Self.runDebugPinHook(profileName: profile.name)
         #endif
-        do {
-            return try PinVerifier.verify(pins, inJailRoot: root)
+        do throws(MCPJailError) {
+            let verification = try PinVerifier.verify(pins, inJailRoot: root, watch: watch)
+            if let watch {
+                if let failure = watch.failure {
+                    throw MCPJailError(
+                        .pinMismatch, "refusing to start '\(profile.name)': cannot watch its pinned code for changes: \(failure)")
+                }
+                if let changed = watch.changedBeforeExec() {
+                    throw MCPJailError(
+                        .pinMismatch,
+                        "refusing to start '\(profile.name)': its pinned code changed on the host while it was verified: \(changed)",
+                        hint: "start it again once nothing is changing its files; if the change is wanted, review it and run `mcpjail pin \(profile.name)`")
+                }
+            }
+            return verification
         } catch {
             FD.close(inspectFD)
             FD.close(errorFD)

@@ -53,12 +53,13 @@ public struct PinVerification: Sendable {
 /// if every digest matches. Only files whose identity is not in the state directory's pin
 /// cache are read (a warm check of a 5,000-file venv reads none).
 ///
-/// What it cannot give: the binds are read-only for the server but stay live views of the
-/// host's files. Whoever may write them on the host (root, their owner) can still change
-/// them after the check: in the instant between the check and the exec, or while the
-/// server runs and imports lazily. Pinned code should be writable only by whoever reviews
-/// it; the jail never gives the server write access to it (`code` may not overlap
-/// `read_write`).
+/// After the check: the binds are read-only for the server but stay live views of the
+/// host's files, which whoever may write them on the host (root, their owner) could change
+/// between the check and the exec, or while the server runs and imports lazily. With a
+/// ``CodeWatch`` (as `run` passes), every directory the check depends on is armed before it
+/// is read, so such a change refuses the start or stops the session. Pinned code should be
+/// writable only by whoever reviews it; the jail never gives the server write access to it
+/// (`code` may not overlap `read_write`).
 public enum PinVerifier {
     // MARK: mcpjail pin
 
@@ -113,13 +114,22 @@ public enum PinVerifier {
     /// absolute links included.
     ///
     /// - Throws: `.pinMismatch` naming the first differing file (or the command).
-    public static func verify(_ check: PinCheck, inJailRoot root: Int32, now: Int64 = wallSeconds()) throws(MCPJailError) -> PinVerification {
-        try verify(check, open: { path, flags in mcpjail_openat_in_root(root, path, flags) }, place: " in the jail", now: now)
+    /// With `watch`, every directory the check depends on is armed before it is read (see
+    /// ``CodeWatch``), so that a change after this point is noticed.
+    public static func verify(
+        _ check: PinCheck, inJailRoot root: Int32, watch: CodeWatch? = nil, now: Int64 = wallSeconds()
+    ) throws(MCPJailError) -> PinVerification {
+        if let watch {
+            watch.armPath(check.summary.command.path, inRoot: root)
+            for code in check.summary.code { watch.armPath(code.path, inRoot: root) }
+        }
+        return try verify(
+            check, open: { path, flags in mcpjail_openat_in_root(root, path, flags) }, place: " in the jail", watch: watch, now: now)
     }
 
     /// Verifies the files as the host sees them (`mcpjail pin --check`, and tests).
     public static func verifyOnHost(_ check: PinCheck, now: Int64 = wallSeconds()) throws(MCPJailError) -> PinVerification {
-        try verify(check, open: hostOpen, place: "", now: now)
+        try verify(check, open: hostOpen, place: "", watch: nil, now: now)
     }
 
     /// `NAME.lock` beside the profile, decoded in full and checked against the profile's
@@ -151,10 +161,11 @@ public enum PinVerifier {
     private static func hostOpen(_ path: String, _ flags: Int32) -> Int32 { Glibc.open(path, flags) }
 
     private static func verify(
-        _ check: PinCheck, open: (String, Int32) -> Int32, place: String, now: Int64
+        _ check: PinCheck, open: (String, Int32) -> Int32, place: String, watch: CodeWatch?, now: Int64
     ) throws(MCPJailError) -> PinVerification {
         let known = check.known
         var scanner = TreeScanner(known: { known.digest(of: $0) })
+        scanner.watch = watch
         defer { scanner.release() }
         let (command, trees) = try scan(
             command: check.summary.command.path, code: check.summary.code.map(\.path), profileName: check.profileName,

@@ -36,12 +36,37 @@ public final class Relay: @unchecked Sendable {
     /// Client thread only: the current line was answered with `.flushFirst`.
     private var awaitingFlush = false
     private let internalRequests = Atomic<Int>(0)
-    /// The profile was removed: every request is refused from now on.
-    private let revoked = Atomic<Bool>(false)
+    /// Nonzero once the server is revoked (a ``Revocation``'s raw value): every request is
+    /// refused from then on.
+    private let revoked = Atomic<UInt8>(0)
     private let profileChangeNoted = Atomic<Bool>(false)
 
-    static let revokedError = SafeError(
-        .serverRevoked, "this server was revoked (its profile was removed); it no longer takes calls", retryable: false)
+    /// Why a running server stops taking calls for good (`server_revoked`, not retryable).
+    public enum Revocation: UInt8, Sendable {
+        /// Its profile was removed or renamed.
+        case profileRemoved = 1
+        /// Its pinned code changed on the host while it ran (``CodeWatch``).
+        case pinnedCodeChanged = 2
+
+        var error: SafeError {
+            switch self {
+            case .profileRemoved:
+                SafeError(.serverRevoked, "this server was revoked (its profile was removed); it no longer takes calls", retryable: false)
+            case .pinnedCodeChanged:
+                SafeError(
+                    .serverRevoked, "this server was stopped: its pinned code changed while it ran; it no longer takes calls",
+                    retryable: false)
+            }
+        }
+
+        /// The audit record's `decided_by`.
+        var decidedBy: String {
+            switch self {
+            case .profileRemoved: "revocation"
+            case .pinnedCodeChanged: "pins"
+            }
+        }
+    }
 
     /// Arguments larger than this are digested on the relay thread instead of copied for
     /// the audit thread, so a huge argument is never held twice.
@@ -123,10 +148,10 @@ public final class Relay: @unchecked Sendable {
     ) -> LineReader.Disposition {
         let toolName = method == "tools/call" ? scanned.member("name", in: "params").flatMap { scanned.string($0, in: line) } : nil
         let request = InspectedRequest(method: method, id: id, toolName: toolName, scanned: scanned, line: line)
-        if revoked.load(ordering: .acquiring) {
+        if let revocation = Revocation(rawValue: revoked.load(ordering: .acquiring)) {
             refuse(
                 PendingCall(id: id, method: method, tool: toolName, arguments: .none, arrived: arrived, time: wallClockSeconds(), bytesIn: line.count + 1),
-                id: id, Refusal(Self.revokedError, decidedBy: "revocation", protocolCode: JSONRPCErrorCode.serverUnavailable))
+                id: id, Refusal(revocation.error, decidedBy: revocation.decidedBy, protocolCode: JSONRPCErrorCode.serverUnavailable))
             return .consume
         }
         var loadFailure: String? = nil
@@ -514,14 +539,11 @@ public final class Relay: @unchecked Sendable {
     /// Closes the server's stdin (idempotent; safe while the client thread writes).
     public func closeServerInput() { serverInput.close() }
 
-    /// Answers every request still waiting for the server and audits it as `no_response`:
-    /// `server_unavailable` (retryable) when the server exited, `limit_exceeded` (not
-    /// retryable, naming the limit) when a resource limit ended it. Called once it is gone.
-    /// The profile is gone: refuses what comes next and answers what is in flight with
-    /// `server_revoked` (not retryable). The supervisor then tears the jail down.
-    public func revoke() {
-        revoked.store(true, ordering: .releasing)
-        failInFlight(error: Self.revokedError, decidedBy: "revocation")
+    /// Refuses what comes next and answers what is in flight with `server_revoked` (not
+    /// retryable), saying why. The supervisor then tears the jail down. The first reason stays.
+    public func revoke(_ why: Revocation) {
+        guard revoked.compareExchange(expected: 0, desired: why.rawValue, ordering: .acquiringAndReleasing).exchanged else { return }
+        failInFlight(error: why.error, decidedBy: why.decidedBy)
     }
 
     /// Records, once per session, that the profile file changed while it ran: the session
@@ -535,6 +557,9 @@ public final class Relay: @unchecked Sendable {
         logger.notice("profile \(context.profile.path) changed; this session keeps the policy it started with")
     }
 
+    /// Answers every request still waiting for the server and audits it as `no_response`:
+    /// `server_unavailable` (retryable) when the server exited, `limit_exceeded` (not
+    /// retryable, naming the limit) when a resource limit ended it. Called once it is gone.
     public func failInFlight(limit: String? = nil) {
         let error =
             limit.map { SafeError(.limitExceeded, "the server was stopped: its \($0) limit was reached", retryable: false) }

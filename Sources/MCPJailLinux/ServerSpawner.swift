@@ -30,13 +30,16 @@ public struct ChildRestrictions: Sendable {
     /// For a pinned profile: its lock, against which the files are verified as the jail
     /// sees them, after its last mount and before the server's exec.
     public var pins: PinCheck?
+    /// With `pins`: watches the verified files from the check on (see ``CodeWatch``).
+    public var codeWatch: CodeWatch?
     /// The egress sockets the jail makes and hands over; nil: no network but loopback.
     public var egress: EgressBridge?
 
     public init(
         cgroupProcsFDs: [Int32] = [], cgroupTasksFDs: [Int32] = [], cgroupV2DirectoryFD: Int32 = -1, rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)] = [],
-        seccompProgram: [UInt8] = [], pins: PinCheck? = nil, egress: EgressBridge? = nil
+        seccompProgram: [UInt8] = [], pins: PinCheck? = nil, codeWatch: CodeWatch? = nil, egress: EgressBridge? = nil
     ) {
+        self.codeWatch = codeWatch
         self.cgroupProcsFDs = cgroupProcsFDs
         self.cgroupTasksFDs = cgroupTasksFDs
         self.cgroupV2DirectoryFD = cgroupV2DirectoryFD

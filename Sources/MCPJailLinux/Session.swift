@@ -65,12 +65,15 @@ public final class Session {
             stdinPipe = try FD.pipe()
             stdoutPipe = try FD.pipe()
             stderrPipe = try FD.pipe()
-            try events.captureSignals([SIGINT, SIGTERM, SIGHUP, SIGCHLD, ProfileWatch.signal])
+            try events.captureSignals([SIGINT, SIGTERM, SIGHUP, SIGCHLD, ProfileWatch.signal, CodeWatch.treeSignal, CodeWatch.pathSignal])
         } catch {
             throw MCPJailError(.io, "cannot set up the relay: \(error)")
         }
         signal(SIGPIPE, SIG_IGN)
         _ = mcpjail_set_child_subreaper()
+        // Pinned code is watched from its check to the session's end.
+        let codeWatch = pins == nil ? nil : CodeWatch()
+        defer { codeWatch?.stop() }
 
         // The session's cgroup last, so that nothing can fail between making it and either
         // the jail joining it or its removal.
@@ -90,7 +93,7 @@ public final class Session {
         let restrictions = ChildRestrictions(
             cgroupProcsFDs: cgroup?.procsFDs ?? [], cgroupTasksFDs: cgroup?.tasksFDs ?? [],
             cgroupV2DirectoryFD: cgroup?.v2DirectoryFD ?? -1, rlimits: rlimits, seccompProgram: seccomp.program, pins: pins,
-            egress: bridge)
+            codeWatch: codeWatch, egress: bridge)
 
         let server: SpawnedServer
         let egressSockets: [(EgressBridge.Socket, Int32)]
@@ -160,8 +163,9 @@ public final class Session {
             session: sessionID, server: profile.name, profilePath: profile.path, profileDigest: profile.digest, serverPID: server.pid)
         defer { registration?.remove() }
 
-        let (status, timedOut, revoked) = supervise(server: server, relay: relay, events: events, watch: watch)
+        let (status, timedOut, revoked) = supervise(server: server, relay: relay, events: events, watch: watch, codeWatch: codeWatch)
         watch?.stop()
+        codeWatch?.stop()
 
         // The server is gone: kill what it left, deliver what it wrote, answer the rest.
         cgroup?.killAll()
@@ -179,11 +183,15 @@ public final class Session {
         egress?.stop()
         let lost = audit.drain()
         if lost > 0 { logger.error("\(lost) audit records could not be written to \(state.auditLog)") }
-        if revoked {
+        switch revoked {
+        case .profileRemoved?:
             logger.error("server \(profile.name) was revoked: its profile \(profile.path) was removed")
             return Self.revokedStatus
+        case .pinnedCodeChanged?:
+            return Self.revokedStatus
+        case nil:
+            return status
         }
-        return status
     }
 
     /// Keeps what the server offered this session (state/tools-seen/NAME.json) for `mcpjail
@@ -196,22 +204,23 @@ public final class Session {
         _ = FD.replaceFile(path, with: seen.encoded(), mode: 0o600)
     }
 
-    /// `mcpjail run`'s exit status when the profile was removed while it ran (EX_CONFIG).
+    /// `mcpjail run`'s exit status when the profile was removed, or the pinned code changed,
+    /// while it ran (EX_CONFIG).
     public static let revokedStatus: Int32 = 78
 
     /// Waits for the server to exit, driving the shutdown sequence; returns the exit status
     /// for `mcpjail run` (the server's code, or 128 + signal).
     /// Also returns whether `[limits] wall_time` ended the session.
-    /// And whether the profile was revoked (`watch` looks at the profile as its signal and
-    /// its schedule ask).
+    /// And why the server was revoked, if it was: its profile removed (`watch` looks at the
+    /// profile as its signal and its schedule ask), or its pinned code changed (`codeWatch`).
     private func supervise(
-        server: SpawnedServer, relay: Relay, events: EventPipe, watch: ProfileWatch?
-    ) -> (Int32, Bool, Bool) {
+        server: SpawnedServer, relay: Relay, events: EventPipe, watch: ProfileWatch?, codeWatch: CodeWatch?
+    ) -> (Int32, Bool, Relay.Revocation?) {
         enum Phase { case running, stdinClosed, terminated, killed }
         var phase = Phase.running
         var deadline: UInt64 = .max
         var timedOut = false
-        var revoked = false
+        var revoked: Relay.Revocation? = nil
         let wallDeadline: UInt64 = profile.limits.wallTime.map { monotonicNanoseconds() + $0.wholeNanoseconds } ?? .max
         let grace = profile.server.stopTimeout.wholeNanoseconds
 
@@ -223,11 +232,10 @@ public final class Session {
             deadline = monotonicNanoseconds() + grace
         }
 
-        func revoke() {
-            guard !revoked else { return }
-            revoked = true
-            logger.debug("the profile was removed: revoking")
-            relay.revoke()
+        func revoke(_ why: Relay.Revocation) {
+            guard revoked == nil else { return }
+            revoked = why
+            relay.revoke(why)
             relay.closeServerInput()
             kill(-server.pid, SIGKILL)
             phase = .killed
@@ -236,7 +244,9 @@ public final class Session {
 
         func look(now: UInt64) {
             switch watch?.look(now: now) {
-            case .revoked: revoke()
+            case .revoked:
+                logger.debug("the profile was removed: revoking")
+                revoke(.profileRemoved)
             case .edited: relay.noteProfileChanged()
             case nil: break
             }
@@ -284,6 +294,13 @@ public final class Session {
                 case .clientClosed: beginStop("the client closed the connection")
                 case .signal(SIGCHLD), .serverOutputClosed: break  // reaped at the top of the loop
                 case .signal(ProfileWatch.signal): look(now: monotonicNanoseconds())
+                case .signal(CodeWatch.treeSignal), .signal(CodeWatch.pathSignal):
+                    guard let codeWatch, revoked == nil else { break }
+                    let changed = event == .signal(CodeWatch.treeSignal) ? "a file under its code paths" : codeWatch.changedPath()
+                    if let changed {
+                        logger.error("server \(profile.name) stopped: its pinned code changed on the host while it ran (\(changed))")
+                        revoke(.pinnedCodeChanged)
+                    }
                 case .signal(let number): beginStop("received signal \(number)")
                 }
             }

@@ -20,6 +20,8 @@ import MCPJailCore
 struct TreeScanner {
     /// Digests known by identity; nil means: hash it.
     let known: (FileIdentity) -> String?
+    /// Arms each directory before its entries are read (`mcpjail run`'s check), if set.
+    var watch: CodeWatch? = nil
     /// Every regular file met, with its digest (to build the next cache from).
     private(set) var files: [(identity: FileIdentity, digest: String)] = []
     /// Entries written to manifests so far.
@@ -108,6 +110,7 @@ struct TreeScanner {
     /// tree's top directory (`top`), its own entry `.` too.
     private mutating func walk(directory fd: Int32, prefix: [UInt8], top: stat? = nil) throws(TreeScanError) {
         let pathText = prefix.isEmpty ? "." : String(decoding: prefix, as: UTF8.self)
+        watch?.armTree(fd, path: pathText)
         guard let stream = fdopendir(fd) else {
             let code = errno
             Glibc.close(fd)

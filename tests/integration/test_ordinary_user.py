@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,47 @@ def test_an_ordinary_user_pins_and_runs_a_pinned_server(user_home: Path):
     audit = user_home / ".local" / "state" / "mcpjail" / "audit.jsonl"
     # pin's own jailed review run (initialize, tools/list) is audited too, then the session
     assert [json.loads(l)["pinned"] for l in audit.read_text().splitlines()] == [True, True, True]
+
+
+def test_an_ordinary_users_pinned_session_stops_when_its_code_changes(user_home: Path):
+    """The code watch needs no privilege: a change to the pinned code on the host while an
+    ordinary user's session runs stops it (exit 78), as it does for root."""
+    package = sorted((VENV_BIN.parent / "lib").glob("python3*/site-packages/mcp_server_time"))[0]
+    code = user_home / "mcp_server_time"
+    shutil.copytree(package, code, ignore=shutil.ignore_patterns("__pycache__"))
+    profiles = user_home / "profiles"
+    profile = profiles / "watched.toml"
+    profile.write_text(
+        (profiles / "time.toml").read_text()
+        .replace("pinned = false\n", f"code = [{json.dumps(str(code))}]\n")
+        .replace('read_only = ["/usr", ', f'read_only = ["/usr", {json.dumps(str(code))}, ')
+        .replace('env = { TZ = "UTC" }', f'env = {{ TZ = "UTC", PYTHONPATH = {json.dumps(str(user_home))} }}')
+    )
+    if os.geteuid() == 0:
+        os.chown(profile, NOBODY, NOBODY)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(user_home)}
+    pinned = subprocess.run(
+        as_user([str(MCPJAIL), "pin", "watched", "--profiles", str(profiles), "--no-tools"]), env=env, capture_output=True, text=True
+    )
+    assert pinned.returncode == 0, pinned.stderr
+    proc = subprocess.Popen(
+        as_user([str(MCPJAIL), "run", "watched", "--profiles", str(profiles)]),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+    try:
+        proc.stdin.write(
+            b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18",'
+            b'"capabilities":{},"clientInfo":{"name":"ordinary","version":"1"}}}\n'
+        )
+        proc.stdin.flush()
+        line = proc.stdout.readline()
+        assert line, f"mcpjail ended early: {proc.stderr.read().decode(errors='replace')}"
+        assert json.loads(line)["result"]["serverInfo"]["name"] == "mcp-time"
+        started = time.monotonic()
+        (code / "added.py").write_text("print('never reviewed')\n")
+        assert proc.wait(timeout=5) == 78
+        assert time.monotonic() - started < 1.0
+        assert "its pinned code changed on the host while it ran" in proc.stderr.read().decode(errors="replace")
+    finally:
+        proc.kill()
+        proc.wait()

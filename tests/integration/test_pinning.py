@@ -6,20 +6,25 @@ The servers: mcp-server-time from the project's venv (its package directory pinn
 the fixture server copied into a directory of the test's own (so that a test can change a
 byte of it). The swap tests use a debug-build hook (MCPJAIL_DEBUG_PIN_HOOK): a program
 mcpjail runs once the jail's file system is complete (the code already bound into it) and
-before the check, to swap a file after the jail was built from it.
+before the check, to swap a file after the jail was built from it. The watch tests change
+the code while the server runs, and a free-running swapper races real starts.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import stat
+import threading
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, JAILED_UID, PYTHON, VENV_BIN, Jail, RawRelay
+from conftest import FIXTURES, JAILED_UID, PYTHON, VENV_BIN, Jail, RawRelay, wait_for
 
 INIT = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "pin-test", "version": "1"}}
 
@@ -30,7 +35,7 @@ def site_packages() -> Path:
     return found[0]
 
 
-def pinned_fixture(jail: Jail, name: str = "pinned") -> Path:
+def pinned_fixture(jail: Jail, name: str = "pinned", pinned: bool = True) -> Path:
     """The fixture server copied into `code/` (pinned, read-only in the jail), its state in
     `rw/` (the jail's only writable path, outside the pinned code). Returns the code dir."""
     code = jail.root / f"{name}-code"
@@ -44,7 +49,7 @@ def pinned_fixture(jail: Jail, name: str = "pinned") -> Path:
         os.chown(rw, JAILED_UID, JAILED_UID)
     jail.write_profile(
         name, PYTHON, [str(code / "fixture_server.py"), "--state", str(rw / "state")],
-        read_write=[str(rw)], code=[code], pinned=True,
+        read_write=[str(rw)], code=[code], pinned=pinned,
     )
     return code
 
@@ -290,3 +295,158 @@ def test_a_swap_to_the_verified_contents_runs_the_verified_code(jail: Jail):
     assert status == 0, stderr
     assert replies[-1]["result"]["content"][0]["text"] == "hi"
     assert all(r["pinned"] is True for r in jail.assert_audit_intact())
+
+
+# -- changes while it runs -------------------------------------------------------------------
+CHANGED_WHILE_RUNNING = "its pinned code changed on the host while it ran"
+
+
+def start_slow_call(jail: Jail, name: str) -> RawRelay:
+    """A session through initialize and one echo, with a 30 s `slow` call in flight."""
+    relay = RawRelay(jail, name)
+    assert "result" in relay.request(1, "initialize", INIT)
+    relay.send_json({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    assert relay.request(2, "tools/call", {"name": "echo", "arguments": {"text": "hi"}})["result"]["content"][0]["text"] == "hi"
+    relay.send_json({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "slow", "arguments": {"seconds": 30}}})
+    started = jail.root / f"{name}-rw" / "state" / "slow-started"
+    assert wait_for(started.exists, timeout=10), "the slow call never started"
+    return relay
+
+
+@pytest.mark.parametrize("change", ["added", "written", "renamed over"])
+def test_a_change_to_pinned_code_while_it_runs_stops_the_session(jail: Jail, change: str):
+    code = pinned_fixture(jail)
+    jail.pin("pinned")
+    relay = start_slow_call(jail, "pinned")
+    try:
+        started = time.monotonic()
+        if change == "added":
+            (code / "added.py").write_text("print('never reviewed')\n")
+        elif change == "written":
+            with open(code / "VERSION", "a") as version:
+                version.write("1.0.1\n")
+        else:
+            (code / "VERSION.new").write_text("2.0.0\n")
+            os.rename(code / "VERSION.new", code / "VERSION")
+        reply = relay.recv(timeout=5)
+        elapsed = time.monotonic() - started
+        error = reply["result"]["structuredContent"]["error"]
+        assert reply["id"] == 3 and error["type"] == "server_revoked" and error["retryable"] is False, reply
+        assert "pinned code changed" in error["message"]
+        assert relay.wait(timeout=5) == 78
+        assert elapsed < 1.0, f"the change was acted on after {elapsed:.2f} s"
+    finally:
+        relay.kill()
+    assert CHANGED_WHILE_RUNNING in relay.client_stderr()
+    stopped = [r for r in jail.assert_audit_intact() if r.get("request_id") in (3, "3")]
+    assert stopped and stopped[-1]["decided_by"] == "pins" and stopped[-1]["error_type"] == "server_revoked"
+
+
+def test_without_pins_the_same_change_goes_unnoticed(jail: Jail):
+    # The companion of the test above: the same change to a server that is not pinned does
+    # not stop it, so what stops the pinned one is the watch.
+    code = pinned_fixture(jail, pinned=False)
+    relay = RawRelay(jail, "pinned")
+    try:
+        assert "result" in relay.request(1, "initialize", INIT)
+        relay.send_json({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        relay.send_json({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "slow", "arguments": {"seconds": 1.5}}})
+        assert wait_for((jail.root / "pinned-rw" / "state" / "slow-started").exists, timeout=10)
+        (code / "added.py").write_text("print('never reviewed')\n")
+        reply = relay.recv(timeout=10)
+        assert reply["id"] == 3 and not reply["result"].get("isError"), reply
+        relay.close_stdin()
+        assert relay.wait(timeout=10) == 0
+    finally:
+        relay.kill()
+    assert CHANGED_WHILE_RUNNING not in relay.client_stderr()
+
+
+def race_session(jail: Jail, name: str) -> tuple[int, str, list[dict]]:
+    """Like run_session, for a session that may be refused or stopped at any point."""
+    relay = RawRelay(jail, name)
+    replies: list[dict] = []
+    try:
+        try:
+            relay.send_json({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INIT})
+            line = relay.lines.get(timeout=30)
+            if line is not None:
+                replies.append(json.loads(line))
+                relay.send_json({"jsonrpc": "2.0", "method": "notifications/initialized"})
+                relay.send_json({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "hi"}}})
+                line = relay.lines.get(timeout=30)
+                if line is not None:
+                    replies.append(json.loads(line))
+        except BrokenPipeError:
+            pass
+        relay.close_stdin()
+        return relay.wait(timeout=30), relay.client_stderr(), replies
+    finally:
+        relay.kill()
+
+
+@pytest.mark.parametrize("pinned", [True, False], ids=["pinned", "unpinned-companion"])
+def test_a_free_running_swapper_never_gets_unverified_code_run_unnoticed(jail: Jail, pinned: bool):
+    """A thread renames a changed copy of the server over the verified one and back, at
+    random instants, while sessions start one after another for 15 s. Pinned: whenever the changed
+    copy ran (it appends to a marker before anything else), that session must have been
+    stopped for it; every other session was refused at its check or served the verified
+    code. The companion runs the same race unpinned, to show the marker does catch the
+    changed copy running when nothing stops it."""
+    code = pinned_fixture(jail, pinned=pinned)
+    if pinned:
+        jail.pin("pinned")
+    target = code / "fixture_server.py"
+    original = target.read_bytes()
+    marker = jail.root / "pinned-rw" / "swapped-ran"
+    future = b"from __future__ import annotations\n"
+    assert future in original
+    swapped = original.replace(future, future + f"open({json.dumps(str(marker))}, 'a').write('x')\n".encode(), 1)
+    stop = threading.Event()
+
+    def swapper() -> None:
+        rng = random.Random(7)
+        while not stop.is_set():
+            # A burst of renames, ending on either copy, then a quiet spell long enough for
+            # whole sessions to start and end.
+            for _ in range(rng.randint(1, 6)):
+                staged = target.with_name(".staged")
+                staged.write_bytes(rng.choice([swapped, original]))
+                staged.chmod(0o644)
+                os.rename(staged, target)
+                time.sleep(rng.uniform(0, 0.02))
+            stop.wait(rng.uniform(0.3, 2.5))
+
+    thread = threading.Thread(target=swapper, daemon=True)
+    thread.start()
+    outcomes: Counter = Counter()
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            ran_before = marker.stat().st_size if marker.exists() else 0
+            status, stderr, replies = race_session(jail, "pinned")
+            ran = (marker.stat().st_size if marker.exists() else 0) > ran_before
+            if status == 0:
+                outcome = "served"
+                assert replies and replies[-1]["result"]["content"][0]["text"] == "hi", replies
+            elif status == 78 and CHANGED_WHILE_RUNNING in stderr:
+                outcome = "stopped"
+            elif "refusing to start" in stderr or "cannot verify the pins" in stderr:
+                outcome = "refused"
+            else:
+                log = jail.state / "logs" / "pinned.stderr.log"
+                raise AssertionError(f"unexpected end: status {status}, stderr:\n{stderr}\nserver: {log.read_text()[-800:] if log.exists() else ''}")
+            outcomes[outcome] += 1
+            outcomes["changed copy ran"] += ran
+            if pinned and ran:
+                assert outcome == "stopped", f"the changed copy ran in a session that was {outcome}:\n{stderr}"
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        target.write_bytes(original)
+    print(f"outcomes: {dict(outcomes)}")
+    if pinned:
+        # The race was run: starts were served, and others refused or stopped.
+        assert outcomes["served"] > 0 and outcomes["refused"] + outcomes["stopped"] > 0, outcomes
+    else:
+        assert outcomes["refused"] + outcomes["stopped"] == 0 and outcomes["changed copy ran"] > 0, outcomes

@@ -8,9 +8,21 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/// The fd table size every mcpjail process starts with (see mcpjail_reserve_fd_table in
+/// mcpjail_syscalls.c): room for a pinned server's watched directories.
+#define MCPJAIL_RESERVED_FDS 4096
+
 /// Installs an async-signal-safe handler for each signal in `signals` that writes the
 /// signal number as one byte to `write_fd` (a non-blocking self-pipe). Returns 0 or -1/errno.
 int mcpjail_install_signal_pipe(int write_fd, const int *signals, int count);
+
+/// How many times that handler has caught `sig` since it was installed (a counter the
+/// handler bumps, so that a caller can ask whether a signal came without reading the pipe).
+int mcpjail_signal_count(int sig);
+
+/// SIGRTMIN + offset (glibc's SIGRTMIN is a function call Swift does not import), or -1
+/// past SIGRTMAX. Real-time signals queue one per event instead of merging.
+int mcpjail_realtime_signal(int offset);
 
 /// dnotify (fcntl F_NOTIFY, which glibc hides behind _GNU_SOURCE): `signal` is sent to the
 /// calling thread (and no other) whenever an entry of the directory `directory_fd` is created, removed, renamed,
