@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 
 /// The `mcpjail` root command: one subcommand per job, each in its own file.
 public struct MCPJail: AsyncParsableCommand {
@@ -32,4 +33,17 @@ public struct MCPJail: AsyncParsableCommand {
     )
 
     public init() {}
+}
+
+extension MCPJail {
+    /// `mcpjail`'s entry: `run` in its usual shapes (``Run/quickArguments(_:)``) goes
+    /// straight to the session, every other command line through ArgumentParser.
+    public static func launch(_ arguments: [String] = CommandLine.arguments) async {
+        if arguments.count > 1, arguments[1] == "run",
+            let (name, profiles) = Run.quickArguments(Array(arguments.dropFirst(2)))
+        {
+            Glibc.exit(Run.execute(name: name, profiles: profiles))
+        }
+        await main()
+    }
 }

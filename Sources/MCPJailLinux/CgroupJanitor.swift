@@ -3,7 +3,8 @@ import Glibc
 import MCPJailCore
 
 /// Removes session cgroups left behind by an `mcpjail run` that could not clean up (it was
-/// SIGKILLed). Each `run` sweeps the `mcpjail` parents its plan uses before it makes its own.
+/// SIGKILLed). Each `run` sweeps the `mcpjail` parents its plan uses once its own session
+/// runs (off the start-up path).
 ///
 /// Only empty ones older than `minimumAge` go: a session that has just made its cgroup but
 /// not yet moved its jail in is young, and a cgroup with a process in it cannot be removed

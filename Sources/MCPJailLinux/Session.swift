@@ -78,8 +78,6 @@ public final class Session {
         // The session's cgroup last, so that nothing can fail between making it and either
         // the jail joining it or its removal.
         let cgroupPlan = CgroupPlan.make(for: profile.limits)
-        let stale = CgroupJanitor.sweep(cgroupPlan)
-        if !stale.isEmpty { logger.notice("removed \(stale.count) cgroups left by sessions that were killed") }
         let cgroup = try SessionCgroup.create(for: profile, session: sessionID, plan: cgroupPlan)
         if let missing = cgroup?.plan.missingDescription { logger.warning("limits not enforced (best-effort): \(missing)") }
         let bridge: EgressBridge?
@@ -158,6 +156,10 @@ public final class Session {
             relay.runServerToClient()
             outputClosed.open()
         }
+        // Housekeeping once the relay runs, while the server starts: empty cgroups that
+        // killed sessions left (not before the spawn: no client start should wait for it).
+        let stale = CgroupJanitor.sweep(cgroupPlan)
+        if !stale.isEmpty { logger.notice("removed \(stale.count) cgroups left by sessions that were killed") }
         // Registered once the relay runs: the client's first message need not wait for it.
         let registration = SessionRegistry(state: state).register(
             session: sessionID, server: profile.name, profilePath: profile.path, profileDigest: profile.digest, serverPID: server.pid)

@@ -4,6 +4,6 @@ import MCPJailCommands
 @main
 enum Entry {
     static func main() async {
-        await MCPJail.main()
+        await MCPJail.launch()
     }
 }
