@@ -149,8 +149,6 @@ public final class Session {
             watch = nil
             logger.warning("cannot watch \(profile.path) for revocation: \(error)")
         }
-        // Start-up is over: let the code only it needed leave the resident set.
-        _ = mcpjail_release_startup_pages()
         startThread("mcpjail-from-client") { relay.runClientToServer() }
         startThread("mcpjail-to-client") {
             relay.runServerToClient()
@@ -164,6 +162,9 @@ public final class Session {
         let registration = SessionRegistry(state: state).register(
             session: sessionID, server: profile.name, profilePath: profile.path, profileDigest: profile.digest, serverPID: server.pid)
         defer { registration?.remove() }
+        // Start-up is over: let the code only it needed leave the resident set (last, as
+        // the sweep and the registration fault in code of their own).
+        _ = mcpjail_release_startup_pages()
 
         let (status, timedOut, revoked) = supervise(server: server, relay: relay, events: events, watch: watch, codeWatch: codeWatch)
         watch?.stop()
