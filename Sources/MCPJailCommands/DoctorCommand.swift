@@ -20,8 +20,9 @@ struct Doctor: AsyncParsableCommand {
 
             Then, for every profile in the profile directory: each [limits] key and the \
             mechanism that enforces it here (cgroup v2 or v1, rlimit, supervisor timer), the \
-            seccomp filter, and whether `mcpjail run` would start it (a profile with enforce = \
-            "strict" is refused when a memory, pids or cpu limit cannot be enforced).
+            seccomp filter, what the server can reach on the network, whether it is pinned, and \
+            whether `mcpjail run` would start it (a profile with enforce = "strict" is refused \
+            when a memory, pids or cpu limit cannot be enforced; a pinned one without its lock).
 
             Examples:
               mcpjail doctor                          # this host, every profile
@@ -88,6 +89,8 @@ struct Doctor: AsyncParsableCommand {
                         + "\(limit.value.padding(toLength: valueWidth, withPad: " ", startingAt: 0))  \(limit.mechanism)\(mark)")
             }
             lines.append("    seccomp: \(protections.seccomp)")
+            lines.append("    network: \(protections.network)")
+            lines.append("    pins: \(protections.pins)")
             if let note = protections.note { lines.append("    \(note)") }
         }
         return ProfileCommandOutput(stdout: lines.joined(separator: "\n") + "\n")

@@ -203,11 +203,25 @@ public struct HostFeatures: Sendable {
                 ? "run refuses: \(names) cannot be enforced here and enforce = \"strict\""
                 : "runs without the \(names) limit (enforce = \"best-effort\"); rlimits still apply"
         }
+        let rules = profile.network.egress
+        let network = rules.isEmpty
+            ? "loopback only (no [network] egress)"
+            : "egress to \(rules.map(\.description).joined(separator: ", ")) only, through mcpjail's DNS stub and proxy; "
+                + "every connection and refused attempt audited"
+        let lock = PinLock.path(forProfileAt: profile.path, name: profile.name)
+        let hasLock = access(lock, F_OK) == 0
+        let pins = !profile.server.pinned
+            ? "not pinned (pinned = false): runs unverified, every audit record says so"
+            : hasLock
+                ? "\(lock): verified in the jail before exec, watched while the server runs"
+                : "pinned, but \(lock) does not exist: run refuses until `mcpjail pin \(profile.name)`"
+        let limitsStartable = !(plan.missingDescription != nil && l.enforce == .strict)
         return ProfileProtections(
             name: profile.name, limits: limits,
             seccomp: seccompFinding.status == .ok ? seccompLine : "unavailable: \(seccompFinding.detail)",
+            network: network, pins: pins,
             userNamespaces: userNamespaces().status == .ok, enforce: l.enforce.rawValue, note: refusal,
-            startable: !(plan.missingDescription != nil && l.enforce == .strict))
+            startable: limitsStartable && (!profile.server.pinned || hasLock))
     }
 }
 
@@ -223,15 +237,20 @@ public struct ProfileProtections: Sendable, Equatable, Codable {
     public var name: String
     public var limits: [Limit]
     public var seccomp: String
+    /// What the server can reach: loopback only, or the egress allow-list.
+    public var network: String
+    /// Whether the profile is pinned, and whether its lock exists.
+    public var pins: String
     public var userNamespaces: Bool
     public var enforce: String
     /// What is missing, and what `run` does about it.
     public var note: String?
-    /// Whether `run` would start it here (false: a strict profile asks for a missing limit).
+    /// Whether `run` would start it here (false: a strict profile asks for a missing limit,
+    /// or a pinned profile has no lock).
     public var startable: Bool
 
     enum CodingKeys: String, CodingKey {
-        case name, limits, seccomp, enforce, note, startable
+        case name, limits, seccomp, network, pins, enforce, note, startable
         case userNamespaces = "user_namespaces"
     }
 }

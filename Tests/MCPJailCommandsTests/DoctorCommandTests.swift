@@ -16,7 +16,7 @@ struct DoctorCommandTests {
     @Test("on this machine: user namespaces, seccomp actions, the cgroup finding, per-profile protections")
     func thisMachine() throws {
         let sandbox = try ProfileCommandSandbox()
-        try sandbox.write("strict", "[server]\ncommand = \"\(sandbox.command)\"\n[limits]\ncpu = 0.5\nwall_time = \"1h\"\n[seccomp]\ndeny = [\"chown\"]\n")
+        try sandbox.write("strict", "[server]\ncommand = \"\(sandbox.command)\"\npinned = false\n[limits]\ncpu = 0.5\nwall_time = \"1h\"\n[seccomp]\ndeny = [\"chown\"]\n")
         try sandbox.write("broken", "[server]\ncommand = 1\n")
         let features = HostFeatures()
         let output = try doctor(["--profiles", sandbox.profiles]).output(features: features, store: sandbox.store)
@@ -55,6 +55,30 @@ struct DoctorCommandTests {
         if geteuid() == 0 && host.version != nil {
             #expect(text.contains("  strict: would start, enforce = \"strict\""))
         }
+    }
+
+    @Test("per profile: what the server can reach, and whether it is pinned (a lock missing stops it)")
+    func networkAndPins() throws {
+        let sandbox = try ProfileCommandSandbox()
+        let server = "[server]\ncommand = \"\(sandbox.command)\"\n"
+        try sandbox.write("open", server + "pinned = false\n[network]\negress = [\"api.github.com:443\", \"127.0.0.1:8080\"]\n")
+        try sandbox.write("nolock", server)
+        try sandbox.write("locked", server)
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: sandbox.profiles + "/locked.lock"))
+        let text = try doctor([]).output(features: HostFeatures(), store: sandbox.store).stdout
+        /// A profile's lines: its own, then those indented under it.
+        func block(_ name: String) -> String {
+            let lines = text.components(separatedBy: "\n")
+            guard let first = lines.firstIndex(where: { $0.hasPrefix("  \(name): ") }) else { return "" }
+            return ([lines[first]] + lines[(first + 1)...].prefix { $0.hasPrefix("    ") }).joined(separator: "\n")
+        }
+        let open = block("open"), nolock = block("nolock"), locked = block("locked")
+        #expect(open.contains("network: egress to api.github.com:443, 127.0.0.1:8080 only, through mcpjail's DNS stub and proxy"))
+        #expect(open.contains("pins: not pinned (pinned = false): runs unverified"))
+        #expect(nolock.contains("network: loopback only (no [network] egress)"))
+        #expect(nolock.hasPrefix("  nolock: would NOT start"))
+        #expect(nolock.contains("pins: pinned, but \(sandbox.profiles)/nolock.lock does not exist: run refuses until `mcpjail pin nolock`"))
+        #expect(locked.contains("pins: \(sandbox.profiles)/locked.lock: verified in the jail before exec, watched while the server runs"))
     }
 
     @Test("--json parses, with findings and per-profile protections")
