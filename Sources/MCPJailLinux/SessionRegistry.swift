@@ -9,7 +9,8 @@ import MCPJailStore
 /// A session removes its file when it ends; one killed with SIGKILL leaves it behind, so
 /// readers never trust an entry blindly: it is live only if a process with its pid exists
 /// *and* started at the recorded time (`/proc/PID/stat`), so a reused pid does not pass.
-/// Dead entries are removed by whoever reads them.
+/// Dead entries are removed by whoever reads them, and so are the half-written files of
+/// writers that died.
 public struct SessionRegistry: Sendable {
     /// One running session.
     public struct Entry: Codable, Sendable, Equatable {
@@ -69,6 +70,14 @@ public struct SessionRegistry: Sendable {
     public func live() -> [Entry] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         var entries: [Entry] = []
+        for name in names where name.hasSuffix(".tmp") {
+            // FD.replaceFile's `SESSION.json.PID.tmp`, left by a writer that died between
+            // writing and renaming it: removed once no process has that pid.
+            let parts = name.split(separator: ".")
+            if parts.count >= 3, let pid = Int32(parts[parts.count - 2]), pid > 0, kill(pid, 0) != 0, errno == ESRCH {
+                unlink(directory + "/" + name)
+            }
+        }
         for name in names where name.hasSuffix(".json") {
             let path = directory + "/" + name
             guard let data = FileManager.default.contents(atPath: path) else { continue }  // gone meanwhile
