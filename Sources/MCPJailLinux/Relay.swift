@@ -1,3 +1,4 @@
+import CMCPJailShims
 import Foundation
 import Glibc
 import Logging
@@ -389,6 +390,7 @@ public final class Relay: @unchecked Sendable {
 
     /// Runs until the server's stdout closes; then posts ``SessionEvent/serverOutputClosed``.
     public func runServerToClient() {
+        var firstCallAnswered = false
         let reader = LineReader(fd: serverOutput, maxLine: context.profile.limits.maxMessageBytes)
         var answered: [AuditEntry] = []
         defer { events.post(.serverOutputClosed) }
@@ -403,6 +405,13 @@ public final class Relay: @unchecked Sendable {
                 // arguments here, spread over the calls while the client reads its answer,
                 // rather than in bursts on the audit thread.
                 for index in answered.indices { answered[index].digestArguments() }
+                if !firstCallAnswered, answered.contains(where: { $0.record.method == "tools/call" }) {
+                    // The first tool call ends the session's start-up (handshake, the tool
+                    // catalog loaded and its schemas compiled): that code leaves the
+                    // resident set too; what calls need faults back in.
+                    firstCallAnswered = true
+                    _ = mcpjail_release_startup_pages()
+                }
                 audit.enqueue(contentsOf: answered)
                 answered.removeAll(keepingCapacity: true)
             }

@@ -94,6 +94,41 @@ def test_arguments_are_validated_strictly_with_the_pointer(jail: Jail):
     assert decided == ["schema"] * 4
 
 
+@pytest.mark.parametrize("reads_contents", [False, True], ids=["lengths-only", "pattern"])
+def test_large_arguments_are_validated_in_full(jail: Jail, reads_contents: bool):
+    # Past 1 MiB, a schema that reads no string's contents is checked without a copy of the
+    # long strings (their lengths only); one with a pattern is checked on a full parse.
+    # Either way the limits hold exactly, deep inside the arguments too.
+    text = {"maxLength": 3_000_000}
+    if reads_contents:
+        text["pattern"] = "^[ab]*$"
+    tools = "[tools.echo]\n[tools.echo.arguments]\nproperties = { text = " + (
+        "{ maxLength = 3000000, pattern = '^[ab]*$' }" if reads_contents else "{ maxLength = 3000000 }"
+    ) + " }\n"
+    jail.fixture_profile(policy=tools)
+    fits = "é" * 1_500_000 + "ab" * 750_000  # 3,000,000 characters, 4.5 MB of UTF-8
+    too_long = fits + "a"
+
+    async def main():
+        async with connect(jail, "fixture", ERA) as session:
+            if reads_contents:
+                fits_pattern = "ab" * 1_500_000
+                assert text_of(await session.call_tool("echo", {"text": fits_pattern})) == fits_pattern
+                wrong = refusal(await session.call_tool("echo", {"text": fits_pattern[:-1] + "c"}))
+                assert (wrong["type"], wrong["pointer"]) == ("invalid_arguments", "/text") and "pattern" in wrong["message"]
+            else:
+                assert text_of(await session.call_tool("echo", {"text": fits})) == fits
+                escaped = "\U0001F600\n" * 1_000_000 + "x" * 1_000_000  # 3,000,000 scalars, escapes in JSON
+                assert text_of(await session.call_tool("echo", {"text": escaped})) == escaped
+            long = refusal(await session.call_tool("echo", {"text": too_long}))
+            assert (long["type"], long["pointer"]) == ("invalid_arguments", "/text") and "longer" in long["message"]
+
+    run(main)
+    outcomes = [(r["decision"], r.get("decided_by")) for r in jail.audit() if r.get("tool") == "echo"]
+    allow, deny = ("allow", None), ("deny", "schema")
+    assert outcomes == ([allow, deny, deny] if reads_contents else [allow, allow, deny]), outcomes
+
+
 def test_a_tool_added_at_run_time_is_checked_after_list_changed(jail: Jail):
     """Legacy era: there the SDK server sends notifications/tools/list_changed on the session."""
     jail.fixture_profile(policy='[tools]\ndefault = "allow"\n')

@@ -88,6 +88,21 @@ public enum JSONParser {
         return try copied.get()
     }
 
+    /// Parses `bytes`, keeping no copy of a string value longer than `threshold` bytes (as
+    /// written, quotes excluded): each such string becomes a stand-in, a short string no
+    /// input can hold (it carries a random token), and ``DeferredStrings`` maps it to the
+    /// length of the real one in Unicode scalars. The string is still checked in full (its
+    /// UTF-8 and escapes). For validating large arguments against a schema that reads no
+    /// string's contents: only its lengths (``CompiledSchema/validate(json:deferringStringsOver:)``).
+    public static func parse(
+        _ bytes: UnsafeRawBufferPointer, deferringStringsOver threshold: Int
+    ) throws(JSONParseError) -> (JSONValue, DeferredStrings) {
+        var parser = Parser(bytes: bytes)
+        parser.deferring = (threshold, DeferredStrings())
+        let value = try parser.parseDocument()
+        return (value, parser.deferring!.strings)
+    }
+
     public static func parse(_ text: String) throws(JSONParseError) -> JSONValue {
         var copy = text
         let result = copy.withUTF8 { buffer in
@@ -107,11 +122,26 @@ private struct ExactKey: Hashable {
     }
 }
 
+/// The string values a parse left out (see ``JSONParser/parse(_:deferringStringsOver:)``):
+/// stand-in → the real string's length in Unicode scalars.
+public struct DeferredStrings: Sendable {
+    public private(set) var lengths: [String: Int] = [:]
+    private let token = UInt64.random(in: .min ... .max)
+
+    mutating func add(length: Int) -> String {
+        let standIn = "\u{0}dev.mcpjail/deferred-string/\(token)/\(lengths.count)"
+        lengths[standIn] = length
+        return standIn
+    }
+}
+
 private struct Parser {
     let bytes: UnsafeRawBufferPointer
     var pos = 0
     /// Scratch space for strings with escapes or non-ASCII bytes.
     var scratch: [UInt8] = []
+    /// String values longer than `threshold` bytes are left out (``DeferredStrings``).
+    var deferring: (threshold: Int, strings: DeferredStrings)? = nil
 
     init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
@@ -177,7 +207,7 @@ private struct Parser {
                     continue nextValue
                 }
             case UInt8(ascii: "\""):
-                value = .string(try parseString())
+                value = .string(deferring == nil ? try parseString() : try parseOrDeferString())
             case UInt8(ascii: "t"):
                 try expectLiteral("true")
                 value = .bool(true)
@@ -288,23 +318,51 @@ private struct Parser {
         }
         scratch.removeAll(keepingCapacity: true)
         scratch.append(contentsOf: bytes[start..<pos])
+        _ = try walkString(keeping: true)
+        return String(decoding: scratch, as: UTF8.self)
+    }
+
+    /// A string value, or its stand-in when it is longer than the deferring threshold.
+    mutating func parseOrDeferString() throws(JSONParseError) -> String {
+        let start = pos
+        pos += 1  // the opening quote
+        scratch.removeAll(keepingCapacity: true)
+        let scalars = try walkString(keeping: false)
+        if pos - start - 2 > deferring!.threshold {
+            return deferring!.strings.add(length: scalars)
+        }
+        pos = start
+        return try parseString()
+    }
+
+    /// Walks a string from `pos` (inside it) to just after its closing quote, checking its
+    /// UTF-8, escapes and control characters; `keeping`, appends it decoded to `scratch`.
+    /// Returns how many Unicode scalars it walked.
+    mutating func walkString(keeping: Bool) throws(JSONParseError) -> Int {
+        var scalars = 0
         while true {
             guard pos < bytes.count else { throw fail(.unexpectedEnd) }
             let b = bytes[pos]
             switch b {
             case UInt8(ascii: "\""):
                 pos += 1
-                return String(decoding: scratch, as: UTF8.self)
+                return scalars
             case UInt8(ascii: "\\"):
+                let before = scratch.count
                 try parseEscape()
+                // One scalar per escape (a surrogate pair decodes to one).
+                scalars += scratch[before...].reduce(0) { $0 + ($1 & 0xC0 == 0x80 ? 0 : 1) }
+                if !keeping { scratch.removeAll(keepingCapacity: true) }
             case 0..<0x20:
                 throw fail(.controlCharacterInString)
             case 0x20..<0x80:
-                scratch.append(b)
+                if keeping { scratch.append(b) }
+                scalars += 1
                 pos += 1
             default:
                 let length = try utf8SequenceLength(at: pos)
-                scratch.append(contentsOf: bytes[pos..<(pos + length)])
+                if keeping { scratch.append(contentsOf: bytes[pos..<(pos + length)]) }
+                scalars += 1
                 pos += length
             }
         }

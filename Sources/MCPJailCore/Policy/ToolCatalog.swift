@@ -16,6 +16,14 @@ public struct ArgumentViolation: Sendable, Equatable {
 /// `[tools.NAME.arguments]`.
 public protocol ArgumentValidator: Sendable {
     func violation(in arguments: JSONValue) -> ArgumentViolation?
+    /// Validates the arguments as bytes without a copy of their long strings, where the
+    /// validator can: `.some(violation or nil)`; nil where it cannot (then the caller
+    /// parses them and asks ``violation(in:)``).
+    func violation(inLargeArguments bytes: UnsafeRawBufferPointer) -> ArgumentViolation??
+}
+
+extension ArgumentValidator {
+    public func violation(inLargeArguments bytes: UnsafeRawBufferPointer) -> ArgumentViolation?? { nil }
 }
 
 /// The tools the server offers, as the relay last read them with its own `tools/list`,
@@ -153,6 +161,11 @@ public final class ToolCatalog: @unchecked Sendable {  // `state` only under `lo
 public struct ArgumentSchemaCheck: RequestCheck {
     public let name = "schema"
     let catalog: ToolCatalog
+    /// Arguments past this size are validated without copying their long strings (when
+    /// the schema allows it: ``ArgumentValidator/violation(inLargeArguments:)``), so that a
+    /// large argument is not held twice; strings past ``deferredString`` bytes are left out.
+    static let largeArguments = 1 << 20
+    static let deferredString = 64 << 10
 
     public init(catalog: ToolCatalog) { self.catalog = catalog }
 
@@ -166,10 +179,18 @@ public struct ArgumentSchemaCheck: RequestCheck {
         case .unavailable(let reason)?:
             return Refusal(SafeError(.internal, "tool '\(tool)' is unavailable: its argument schema cannot be enforced (\(reason))", retryable: false), decidedBy: name)
         case .available(let validator)?:
-            guard let arguments = state.arguments(of: request) else {
-                return Refusal(SafeError(.invalidArguments, "arguments are not valid JSON", retryable: false, pointer: ""), decidedBy: name)
+            let found: ArgumentViolation?
+            if let bytes = request.argumentsBytes, bytes.count > Self.largeArguments,
+                let checked = validator.violation(inLargeArguments: bytes)
+            {
+                found = checked
+            } else {
+                guard let arguments = state.arguments(of: request) else {
+                    return Refusal(SafeError(.invalidArguments, "arguments are not valid JSON", retryable: false, pointer: ""), decidedBy: name)
+                }
+                found = validator.violation(in: arguments)
             }
-            guard let violation = validator.violation(in: arguments) else { return nil }
+            guard let violation = found else { return nil }
             let location = violation.pointer.isEmpty ? "the arguments" : violation.pointer
             return Refusal(
                 SafeError(.invalidArguments, "\(location): \(violation.message)", retryable: false, pointer: violation.pointer),

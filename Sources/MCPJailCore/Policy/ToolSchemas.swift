@@ -5,6 +5,15 @@ extension CompiledSchema: ArgumentValidator {
     public func violation(in arguments: JSONValue) -> ArgumentViolation? {
         validate(arguments).map { ArgumentViolation(pointer: $0.instanceLocation, message: $0.message) }
     }
+
+    public func violation(inLargeArguments bytes: UnsafeRawBufferPointer) -> ArgumentViolation?? {
+        guard let checked = try? validate(json: bytes, deferringStringsOver: ArgumentSchemaCheck.deferredString) else {
+            // The schema reads string contents, or the bytes do not parse (the scanner let
+            // them through, so in practice never): the caller's full parse decides.
+            return nil
+        }
+        return .some(checked.map { ArgumentViolation(pointer: $0.instanceLocation, message: $0.message) })
+    }
 }
 
 public enum ToolSchemas {

@@ -84,6 +84,8 @@ public struct CompiledSchema: Sendable {
     public let limits: Limits
     /// Whether strict mode is on (see the type's documentation).
     public let strict: Bool
+    /// Whether a keyword reads string contents (``SchemaProgram/readsStringContents``).
+    let readsStringContents: Bool
 
     /// Compiles `schema`. Throws a ``SchemaError`` when the schema is invalid or uses
     /// something not implemented (remote references, an unknown `$schema`).
@@ -111,6 +113,7 @@ public struct CompiledSchema: Sendable {
             documents: documents, defaultDialect: defaultDialect, strict: strict, limits: limits)
         self.limits = limits
         self.strict = strict
+        readsStringContents = program.readsStringContents
     }
 
     /// Whether `instance` is valid. The fast path: no violation is built.
@@ -131,6 +134,26 @@ public struct CompiledSchema: Sendable {
     public func validate(json: some Collection<UInt8>) throws(JSONParseError) -> SchemaViolation? {
         validate(try JSONParser.parse(json))
     }
+
+    /// Parses `json` and validates it without copying out string values longer than
+    /// `threshold` bytes, when no keyword of the schema reads a string's contents (see
+    /// ``JSONParser/parse(_:deferringStringsOver:)``): `minLength` and `maxLength` get their
+    /// lengths, `type` their type. Validating an 8 MiB argument thus costs no second 8 MiB.
+    /// nil when the schema reads string contents (then parse and use ``validate(_:)``).
+    public func validate(
+        json bytes: UnsafeRawBufferPointer, deferringStringsOver threshold: Int
+    ) throws(JSONParseError) -> SchemaViolation?? {
+        guard !readsStringContents else { return nil }
+        let (instance, deferred) = try JSONParser.parse(bytes, deferringStringsOver: threshold)
+        var validator = SchemaValidator(program: program, maxDepth: limits.maxEvaluationDepth, reporting: false)
+        validator.deferredLengths = deferred.lengths
+        if validator.run(instance) { return .some(nil) }
+        var reporting = SchemaValidator(program: program, maxDepth: limits.maxEvaluationDepth, reporting: true)
+        reporting.deferredLengths = deferred.lengths
+        _ = reporting.run(instance)
+        return .some(reporting.violation())
+    }
+
 
     /// The number of compiled subschemas (for tests and diagnostics).
     public var subschemaCount: Int { program.nodes.count }

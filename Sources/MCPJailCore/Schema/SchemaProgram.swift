@@ -16,6 +16,20 @@ struct SchemaProgram: Sendable {
     var dynamicAnchors: [[String: Int]]
     /// Whether any node uses `$dynamicRef` (only then is the dynamic scope tracked).
     var usesDynamicScope: Bool
+
+    /// Whether any keyword reads a value's string contents (`const`, `enum`, `pattern`,
+    /// `uniqueItems` compare or match them); the rest see at most a string's length.
+    var readsStringContents: Bool {
+        nodes.contains { node in
+            guard case .checks(let checks) = node.body else { return false }
+            return checks.contains { check in
+                switch check {
+                case .constant, .enumeration, .pattern, .uniqueItems: true
+                default: false
+                }
+            }
+        }
+    }
 }
 
 /// What a node does about strict mode when it is applied to an object at a new instance

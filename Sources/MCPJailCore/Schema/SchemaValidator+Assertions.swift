@@ -24,12 +24,20 @@ extension SchemaValidator {
             return checkBound(bound, number, node)
         case .maxLength(let limit):
             guard case .string(let string) = instance else { return true }
-            if string.utf8.count <= limit || string.unicodeScalars.count <= limit { return true }
+            if let length = deferredLength(string) {
+                if length <= limit { return true }
+            } else if string.utf8.count <= limit || string.unicodeScalars.count <= limit {
+                return true
+            }
             return fail("maxLength", node.location, "string is longer than \(limit) characters")
         case .minLength(let limit):
             guard case .string(let string) = instance else { return true }
-            let bytes = string.utf8.count
-            if bytes >= limit && (bytes / 4 >= limit || string.unicodeScalars.count >= limit) { return true }
+            if let length = deferredLength(string) {
+                if length >= limit { return true }
+            } else {
+                let bytes = string.utf8.count
+                if bytes >= limit && (bytes / 4 >= limit || string.unicodeScalars.count >= limit) { return true }
+            }
             return fail("minLength", node.location, "string is shorter than \(limit) characters")
         case .pattern(let pattern):
             guard case .string(let string) = instance else { return true }
@@ -69,6 +77,12 @@ extension SchemaValidator {
         default:
             return evaluateApplicator(check, instance, node, &annotations)
         }
+    }
+
+    /// The real length of a string left out of the instance, if `string` is its stand-in.
+    @inline(__always)
+    func deferredLength(_ string: String) -> Int? {
+        deferredLengths.isEmpty ? nil : deferredLengths[string]
     }
 
     static func hasType(_ instance: JSONValue, _ types: SchemaTypeSet) -> Bool {

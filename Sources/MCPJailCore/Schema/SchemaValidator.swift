@@ -22,6 +22,9 @@ struct SchemaValidator {
     /// Strict mode: what each successful evaluation at a new instance location named. A
     /// failed evaluation drops what it added, so only schemas that hold count.
     var strictRecords: [StrictRecord] = []
+    /// Stand-ins of string values left out of the instance, and their lengths in Unicode
+    /// scalars (``CompiledSchema/validate(json:deferringStringsOver:)``).
+    var deferredLengths: [String: Int] = [:]
 
     /// Strict mode: the properties one schema named in the object at `path`.
     struct StrictRecord {
