@@ -312,7 +312,9 @@ public struct JailSpawner: ServerSpawner {
             if let watch {
                 if let failure = watch.failure {
                     throw MCPJailError(
-                        .pinMismatch, "refusing to start '\(profile.name)': cannot watch its pinned code for changes: \(failure)")
+                        .pinMismatch, "refusing to start '\(profile.name)': cannot watch its pinned code for changes: \(failure)",
+                        hint: "the watch keeps one open file per directory of the code paths; a larger `ulimit -n` "
+                            + "(the hard limit) lets it, as do narrower `code` paths")
                 }
                 if let changed = watch.changedBeforeExec() {
                     throw MCPJailError(

@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import os
 import random
+import resource
 import shutil
 import stat
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -450,3 +452,26 @@ def test_a_free_running_swapper_never_gets_unverified_code_run_unnoticed(jail: J
         assert outcomes["served"] > 0 and outcomes["refused"] + outcomes["stopped"] > 0, outcomes
     else:
         assert outcomes["refused"] + outcomes["stopped"] == 0 and outcomes["changed copy ran"] > 0, outcomes
+
+
+def test_a_watch_that_cannot_be_armed_refuses_the_start_and_says_why(jail: Jail):
+    """One open file per watched directory: with a hard limit of 64 open files and 100
+    directories of pinned code, the watch cannot be armed, and the start is refused (not run
+    unwatched). The same start with the usual limit runs."""
+    code = pinned_fixture(jail)
+    for index in range(100):
+        (code / "pkg" / f"d{index:03d}").mkdir(parents=True)
+    jail.pin("pinned")
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    refused = subprocess.run(
+        jail.command("pinned"), input=b"", capture_output=True, env=jail.env(), preexec_fn=limited, timeout=60)
+    stderr = refused.stderr.decode(errors="replace")
+    assert refused.returncode != 0, stderr
+    assert "refusing to start 'pinned': cannot watch its pinned code for changes:" in stderr, stderr
+    assert "Too many open files" in stderr and "ulimit -n" in stderr, stderr
+    assert not (jail.state / "logs" / "pinned.stderr.log").exists(), "the server was started"
+    status, stderr, replies = run_session(jail, "pinned")
+    assert status == 0 and replies[-1]["result"]["content"][0]["text"] == "hi", stderr
