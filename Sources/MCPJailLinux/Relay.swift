@@ -405,15 +405,16 @@ public final class Relay: @unchecked Sendable {
                 // arguments here, spread over the calls while the client reads its answer,
                 // rather than in bursts on the audit thread.
                 for index in answered.indices { answered[index].digestArguments() }
-                if !firstCallAnswered, answered.contains(where: { $0.record.method == "tools/call" }) {
+                let answeredCall = answered.contains { $0.record.method == "tools/call" }
+                audit.enqueue(contentsOf: answered)
+                answered.removeAll(keepingCapacity: true)
+                if !firstCallAnswered, answeredCall {
                     // The first tool call ends the session's start-up (handshake, the tool
                     // catalog loaded and its schemas compiled): that code leaves the
                     // resident set too; what calls need faults back in.
                     firstCallAnswered = true
                     _ = mcpjail_release_startup_pages()
                 }
-                audit.enqueue(contentsOf: answered)
-                answered.removeAll(keepingCapacity: true)
             }
         } catch {
             logger.error("reading from the server failed: \(error)")
@@ -503,9 +504,16 @@ public final class Relay: @unchecked Sendable {
                 default: writes?.finish(write, response: line)
                 }
             }
-            answered.append(call.completed(
+            let entry = call.completed(
                 outcome: outcome, decision: .allow, decidedBy: nil, errorCode: errorCode, errorType: nil,
-                finished: monotonicNanoseconds(), bytesOut: bytesOut))
+                finished: monotonicNanoseconds(), bytesOut: bytesOut)
+            if call.write != nil {
+                // A write's record goes in before the client can see its answer, so before
+                // any retry's `replayed` record (its arguments are digested by the writer).
+                audit.enqueue(entry)
+            } else {
+                answered.append(entry)
+            }
             return disposition
         }
     }
