@@ -36,6 +36,9 @@ public final class Relay: @unchecked Sendable {
     private let pending = Mutex<[RequestID: PendingCall]>([:])
     /// Client thread only: the current line was answered with `.flushFirst`.
     private var awaitingFlush = false
+    /// Server thread only: the server has answered a tool call (the session's start-up,
+    /// handshake and tool catalog included, is over).
+    private var toolCallAnswered = false
     private let internalRequests = Atomic<Int>(0)
     /// Nonzero once the server is revoked (a ``Revocation``'s raw value): every request is
     /// refused from then on.
@@ -390,7 +393,7 @@ public final class Relay: @unchecked Sendable {
 
     /// Runs until the server's stdout closes; then posts ``SessionEvent/serverOutputClosed``.
     public func runServerToClient() {
-        var firstCallAnswered = false
+        var startupReleased = false
         let reader = LineReader(fd: serverOutput, maxLine: context.profile.limits.maxMessageBytes)
         var answered: [AuditEntry] = []
         defer { events.post(.serverOutputClosed) }
@@ -405,14 +408,13 @@ public final class Relay: @unchecked Sendable {
                 // arguments here, spread over the calls while the client reads its answer,
                 // rather than in bursts on the audit thread.
                 for index in answered.indices { answered[index].digestArguments() }
-                let answeredCall = answered.contains { $0.record.method == "tools/call" }
                 audit.enqueue(contentsOf: answered)
                 answered.removeAll(keepingCapacity: true)
-                if !firstCallAnswered, answeredCall {
+                if !startupReleased, toolCallAnswered {
                     // The first tool call ends the session's start-up (handshake, the tool
                     // catalog loaded and its schemas compiled): that code leaves the
                     // resident set too; what calls need faults back in.
-                    firstCallAnswered = true
+                    startupReleased = true
                     _ = mcpjail_release_startup_pages()
                 }
             }
@@ -507,6 +509,7 @@ public final class Relay: @unchecked Sendable {
             let entry = call.completed(
                 outcome: outcome, decision: .allow, decidedBy: nil, errorCode: errorCode, errorType: nil,
                 finished: monotonicNanoseconds(), bytesOut: bytesOut)
+            if call.method == "tools/call" { toolCallAnswered = true }
             if call.write != nil {
                 // A write's record goes in before the client can see its answer, so before
                 // any retry's `replayed` record (its arguments are digested by the writer).
