@@ -183,6 +183,11 @@ public final class Relay: @unchecked Sendable {
         if let loadFailure {
             refusal = Refusal(SafeError(.serverUnavailable, "cannot check this call: \(loadFailure)", retryable: true), decidedBy: "schema")
         } else {
+            // Parsed once, before the checks, when the call needs the value anyway (a write's
+            // key, logged arguments): the schema check then validates that value.
+            if method == "tools/call", toolPolicy?.write == true || policy.profile.audit.logArguments {
+                _ = state.arguments(of: request)
+            }
             refusal = policy.pipeline.decide(request, &state)
         }
         if let principal = state.principal {

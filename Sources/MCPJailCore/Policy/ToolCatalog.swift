@@ -180,7 +180,7 @@ public struct ArgumentSchemaCheck: RequestCheck {
             return Refusal(SafeError(.internal, "tool '\(tool)' is unavailable: its argument schema cannot be enforced (\(reason))", retryable: false), decidedBy: name)
         case .available(let validator)?:
             let found: ArgumentViolation?
-            if let bytes = request.argumentsBytes, bytes.count > Self.largeArguments,
+            if !state.argumentsParsed, let bytes = request.argumentsBytes, bytes.count > Self.largeArguments,
                 let checked = validator.violation(inLargeArguments: bytes)
             {
                 found = checked

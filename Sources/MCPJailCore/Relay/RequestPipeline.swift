@@ -61,6 +61,10 @@ public struct CallState: Sendable {
     /// `-` without auth.
     public var subject: String { principal?.subject ?? "-" }
 
+    /// Whether the arguments have been parsed already (a check then uses that value
+    /// rather than reading the bytes again).
+    public var argumentsParsed: Bool { parsedArguments != nil }
+
     /// `params.arguments` of a `tools/call` as a value (`{}` when absent); nil when it is
     /// not valid JSON (the scanner has already refused that, so in practice never).
     public mutating func arguments(of request: InspectedRequest) -> JSONValue? {
