@@ -39,18 +39,18 @@ int mcpjail_openat_in_root(int dirfd, const char *path, int flags) {
 }
 
 /// Runs before main, while the process has its only thread: raises the soft RLIMIT_NOFILE
-/// to MCPJAIL_RESERVED_FDS (at most the hard limit) and grows the fd table to that size by
-/// duplicating an fd to the top slot and closing it (a table never shrinks). Growing it
+/// to the hard one (a pinned `run` keeps an fd per watched directory; the jail sets its
+/// own limit) and grows the fd table to MCPJAIL_RESERVED_FDS entries (at most that limit)
+/// by duplicating an fd to the top slot and closing it (a table never shrinks). Growing it
 /// later, once threads share it (Swift's async main runs on a pool thread), waits for an
 /// RCU grace period at each doubling (expand_fdtable): a pinned `run`, which keeps one fd
 /// per watched directory, lost about 10 ms to that.
 __attribute__((constructor)) static void mcpjail_reserve_fd_table(void) {
     struct rlimit limit;
     if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
-    rlim_t wanted = limit.rlim_max < MCPJAIL_RESERVED_FDS ? limit.rlim_max : MCPJAIL_RESERVED_FDS;
-    if (limit.rlim_cur < wanted) {
-        limit.rlim_cur = wanted;
-        if (setrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+    if (limit.rlim_cur < limit.rlim_max) {
+        struct rlimit raised = { limit.rlim_max, limit.rlim_max };
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
     }
     int top = (int)(limit.rlim_cur < MCPJAIL_RESERVED_FDS ? limit.rlim_cur : MCPJAIL_RESERVED_FDS) - 1;
     if (top < 64 || fcntl(top, F_GETFD) >= 0) return;

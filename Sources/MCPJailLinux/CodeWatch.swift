@@ -20,8 +20,9 @@ import MCPJailCore
 ///
 /// Not inotify, for the reason ``ProfileWatch`` gives (closing an inotify instance waits for
 /// an SRCU grace period; dnotify's marks go at once). A dnotify mark belongs to the open
-/// file it was set on, so each directory is opened afresh and kept open; the soft
-/// `RLIMIT_NOFILE` is raised to the hard one for that (a 5,800-file venv has 724 directories).
+/// file it was set on, so each directory is opened afresh and kept open (a 5,800-file venv
+/// has 724 directories); every mcpjail process starts with its soft `RLIMIT_NOFILE` raised
+/// to the hard one for that (`mcpjail_reserve_fd_table`).
 /// All marks deliver to the thread that armed them, the supervisor's; only that thread
 /// uses the watch (hence `@unchecked Sendable`: it rides in ``ChildRestrictions``).
 public final class CodeWatch: @unchecked Sendable {
@@ -58,12 +59,6 @@ public final class CodeWatch: @unchecked Sendable {
         sigaddset(&signals, Self.treeSignal)
         sigaddset(&signals, Self.pathSignal)
         pthread_sigmask(SIG_UNBLOCK, &signals, nil)
-        var limit = rlimit()
-        let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
-        if getrlimit(resource, &limit) == 0, limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max
-            _ = setrlimit(resource, &limit)
-        }
     }
 
     deinit { stop() }
@@ -72,11 +67,11 @@ public final class CodeWatch: @unchecked Sendable {
     /// before it reads the directory's entries.
     func armTree(_ fd: Int32, path: String) {
         let own = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard own >= 0 else { return fail("cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard own >= 0 else { return fail("cannot open \(path): \(TreeScanner.reason(errno))") }
         guard mcpjail_notify_directory_changes(own, Self.treeSignal) == 0 else {
             let code = errno
             Glibc.close(own)
-            return fail("cannot watch \(path): \(String(cString: strerror(code)))")
+            return fail("cannot watch \(path): \(TreeScanner.reason(code))")
         }
         treeDirectories.append(own)
     }
@@ -140,12 +135,12 @@ public final class CodeWatch: @unchecked Sendable {
     private func arm(entry name: String, of directory: String, inRoot root: Int32, whole: Bool) -> WatchedEntry? {
         let fd = mcpjail_openat_in_root(root, directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else {
-            fail("cannot open \(directory): \(String(cString: strerror(errno)))")
+            fail("cannot open \(directory): \(TreeScanner.reason(errno))")
             return nil
         }
         // Armed before the entry is looked at: a change after this look is signalled.
         guard mcpjail_notify_directory_changes(fd, Self.pathSignal) == 0 else {
-            fail("cannot watch \(directory): \(String(cString: strerror(errno)))")
+            fail("cannot watch \(directory): \(TreeScanner.reason(errno))")
             Glibc.close(fd)
             return nil
         }
