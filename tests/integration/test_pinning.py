@@ -364,25 +364,32 @@ def test_without_pins_the_same_change_goes_unnoticed(jail: Jail):
     assert CHANGED_WHILE_RUNNING not in relay.client_stderr()
 
 
-def race_session(jail: Jail, name: str) -> tuple[int, str, list[dict]]:
-    """Like run_session, for a session that may be refused or stopped at any point."""
+def race_session(jail: Jail, name: str, hold: float = 0.0) -> tuple[int, str, list[dict], tuple[float, float] | None]:
+    """Like run_session, for a session that may be refused or stopped at any point; waits
+    `hold` seconds between the initialize answer and the echo call. Also returns when the
+    server was surely running its exec'd code: from the initialize answer to the echo answer
+    (None if it never answered both)."""
     relay = RawRelay(jail, name)
     replies: list[dict] = []
+    running = None
     try:
         try:
             relay.send_json({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": INIT})
             line = relay.lines.get(timeout=30)
             if line is not None:
+                answered = time.monotonic()
                 replies.append(json.loads(line))
                 relay.send_json({"jsonrpc": "2.0", "method": "notifications/initialized"})
+                time.sleep(hold)
                 relay.send_json({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "hi"}}})
                 line = relay.lines.get(timeout=30)
                 if line is not None:
                     replies.append(json.loads(line))
+                    running = (answered, time.monotonic())
         except BrokenPipeError:
             pass
         relay.close_stdin()
-        return relay.wait(timeout=30), relay.client_stderr(), replies
+        return relay.wait(timeout=30), relay.client_stderr(), replies, running
     finally:
         relay.kill()
 
@@ -393,8 +400,10 @@ def test_a_free_running_swapper_never_gets_unverified_code_run_unnoticed(jail: J
     random instants, while sessions start one after another for 15 s. Pinned: whenever the changed
     copy ran (it appends to a marker before anything else), that session must have been
     stopped for it; every other session was refused at its check or served the verified
-    code. The companion runs the same race unpinned, to show the marker does catch the
-    changed copy running when nothing stops it."""
+    code, and none went on while the code changed under it (from its initialize answer to
+    its echo answer, 0.1 s apart). The companion runs the same race unpinned, to show the
+    marker catches the changed copy running and that changes do land in running sessions
+    when nothing stops them."""
     code = pinned_fixture(jail, pinned=pinned)
     if pinned:
         jail.pin("pinned")
@@ -405,6 +414,7 @@ def test_a_free_running_swapper_never_gets_unverified_code_run_unnoticed(jail: J
     assert future in original
     swapped = original.replace(future, future + f"open({json.dumps(str(marker))}, 'a').write('x')\n".encode(), 1)
     stop = threading.Event()
+    changes: list[tuple[float, float]] = []  # when the code directory was being changed
 
     def swapper() -> None:
         rng = random.Random(7)
@@ -412,10 +422,12 @@ def test_a_free_running_swapper_never_gets_unverified_code_run_unnoticed(jail: J
             # A burst of renames, ending on either copy, then a quiet spell long enough for
             # whole sessions to start and end.
             for _ in range(rng.randint(1, 6)):
+                began = time.monotonic()
                 staged = target.with_name(".staged")
                 staged.write_bytes(rng.choice([swapped, original]))
                 staged.chmod(0o644)
                 os.rename(staged, target)
+                changes.append((began, time.monotonic()))
                 time.sleep(rng.uniform(0, 0.02))
             stop.wait(rng.uniform(0.3, 2.5))
 
@@ -426,11 +438,16 @@ def test_a_free_running_swapper_never_gets_unverified_code_run_unnoticed(jail: J
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             ran_before = marker.stat().st_size if marker.exists() else 0
-            status, stderr, replies = race_session(jail, "pinned")
+            status, stderr, replies, running = race_session(jail, "pinned", hold=0.1)
             ran = (marker.stat().st_size if marker.exists() else 0) > ran_before
             if status == 0:
                 outcome = "served"
                 assert replies and replies[-1]["result"]["content"][0]["text"] == "hi", replies
+                changed_while_running = running is not None and any(
+                    began < running[1] and ended > running[0] for began, ended in list(changes))
+                outcomes["served while the code changed"] += changed_while_running
+                if pinned:
+                    assert not changed_while_running, "a session went on while its pinned code changed"
             elif status == 78 and CHANGED_WHILE_RUNNING in stderr:
                 outcome = "stopped"
             elif "refusing to start" in stderr or "cannot verify the pins" in stderr:
@@ -452,6 +469,7 @@ def test_a_free_running_swapper_never_gets_unverified_code_run_unnoticed(jail: J
         assert outcomes["served"] > 0 and outcomes["refused"] + outcomes["stopped"] > 0, outcomes
     else:
         assert outcomes["refused"] + outcomes["stopped"] == 0 and outcomes["changed copy ran"] > 0, outcomes
+        assert outcomes["served while the code changed"] > 0, outcomes
 
 
 def test_a_watch_that_cannot_be_armed_refuses_the_start_and_says_why(jail: Jail):
