@@ -72,10 +72,6 @@ public final class Relay: @unchecked Sendable {
         }
     }
 
-    /// Arguments larger than this are digested on the relay thread instead of copied for
-    /// the audit thread, so a huge argument is never held twice.
-    private static let largeArguments = 1 << 20
-
     public init(
         context: SessionContext, policy: RelayPolicy, writes: WriteGate?, audit: AuditWriter, events: EventPipe,
         logger: Logger, clientInput: Int32, clientOutput: Int32, serverInput: Int32, serverOutput: Int32
@@ -175,7 +171,7 @@ public final class Relay: @unchecked Sendable {
             id: id, method: method, tool: toolName, arguments: .none, arrived: arrived,
             time: wallClockSeconds(), bytesIn: line.count + 1)
         if method == "tools/call", let arguments = request.argumentsBytes {
-            call.arguments = arguments.count > Self.largeArguments
+            call.arguments = arguments.count > InspectedRequest.largeArguments
                 ? .digest(try? CanonicalDigest.sha256Hex(ofJSON: arguments))
                 : .bytes(Array(arguments))
         }

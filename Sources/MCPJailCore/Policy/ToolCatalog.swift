@@ -161,10 +161,9 @@ public final class ToolCatalog: @unchecked Sendable {  // `state` only under `lo
 public struct ArgumentSchemaCheck: RequestCheck {
     public let name = "schema"
     let catalog: ToolCatalog
-    /// Arguments past this size are validated without copying their long strings (when
-    /// the schema allows it: ``ArgumentValidator/violation(inLargeArguments:)``), so that a
-    /// large argument is not held twice; strings past ``deferredString`` bytes are left out.
-    static let largeArguments = 1 << 20
+    /// In arguments past ``InspectedRequest/largeArguments``, the strings longer than this
+    /// are left out of the parse when the schema allows it
+    /// (``ArgumentValidator/violation(inLargeArguments:)``).
     static let deferredString = 64 << 10
 
     public init(catalog: ToolCatalog) { self.catalog = catalog }
@@ -180,7 +179,7 @@ public struct ArgumentSchemaCheck: RequestCheck {
             return Refusal(SafeError(.internal, "tool '\(tool)' is unavailable: its argument schema cannot be enforced (\(reason))", retryable: false), decidedBy: name)
         case .available(let validator)?:
             let found: ArgumentViolation?
-            if !state.argumentsParsed, let bytes = request.argumentsBytes, bytes.count > Self.largeArguments,
+            if !state.argumentsParsed, let bytes = request.argumentsBytes, bytes.count > InspectedRequest.largeArguments,
                 let checked = validator.violation(inLargeArguments: bytes)
             {
                 found = checked
