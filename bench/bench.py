@@ -6,7 +6,7 @@
   mcpjail  `mcpjail run echo` (release build, .build/release/mcpjail) with a temp profile
 
 and measured for: launch-to-initialize time, per-call latency p50/p99 at 1 in flight,
-throughput at 64 in flight, with 100 B and 64 KiB payloads; then mcpjail's resident memory (VmRSS, and VmHWM)
+throughput at 64 in flight, with 100 B and 64 KiB payloads, and the relay's own CPU time per call; then mcpjail's resident memory (VmRSS, and VmHWM)
 with an 8 MiB message in flight; then the egress proxy (bench/egress_bench.py): connect time
 and bulk throughput to 127.0.0.1, direct vs jailed through the proxy. Every figure is the median over ROUNDS rounds, the three
 ways interleaved within each round so that machine noise hits them alike.
@@ -114,12 +114,37 @@ def launch_to_initialize(argv, env) -> float:
     return elapsed
 
 
-def latency(argv, env, payload: str, calls: int) -> tuple[float, float]:
+def relay_pids(session: Session) -> list[int]:
+    """The relay's processes: the two cats of `cat | server | cat`, mcpjail itself (its server is
+    another process), none for the direct server."""
+    pid = session.proc.pid
+    comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    if comm == "mcpjail":
+        return [pid]
+    if comm == "sh":
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [int(c) for c in children if Path(f"/proc/{c}/comm").read_text().strip() == "cat"]
+    return []
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time of every thread of `pids` (schedstat: nanoseconds, not clock ticks)."""
+    total = 0
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
+def latency(argv, env, payload: str, calls: int) -> tuple[float, float, float]:
+    """p50 and p99 of one call at a time, and the relay's CPU time per call."""
     session = Session(argv, env)
     session.initialize()
     for _ in range(20):  # warm-up
         session.write(session.call_bytes(payload))
         session.readline()
+    relay = relay_pids(session)
+    cpu_before = cpu_seconds(relay)
     samples = []
     for _ in range(calls):
         data = session.call_bytes(payload)
@@ -128,9 +153,10 @@ def latency(argv, env, payload: str, calls: int) -> tuple[float, float]:
         line = session.readline()
         samples.append(time.perf_counter() - start)
         check_reply(line, len(payload))
+    cpu_per_call = (cpu_seconds(relay) - cpu_before) / calls
     session.close()
     samples.sort()
-    return samples[len(samples) // 2], samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+    return samples[len(samples) // 2], samples[min(len(samples) - 1, int(len(samples) * 0.99))], cpu_per_call
 
 
 def write_latency(argv, env, calls: int) -> tuple[float, float]:
@@ -350,9 +376,10 @@ def main() -> int:
             launches = [launch_to_initialize(argv, env) for _ in range(5)]
             add("launch-to-initialize", way, statistics.median(launches))
             for label, payload in payloads.items():
-                p50, p99 = latency(argv, env, payload, n_lat[label])
+                p50, p99, cpu = latency(argv, env, payload, n_lat[label])
                 add(f"latency p50, {label}", way, p50)
                 add(f"latency p99, {label}", way, p99)
+                add(f"relay CPU per call @1, {label}", way, cpu)
                 add(f"throughput @64, {label}", way, throughput(argv, env, payload, n_thr[label]))
         print(f"bench: round {r + 1}/{opts.rounds} done ({time.perf_counter() - started:.0f} s)", flush=True)
 
@@ -373,11 +400,11 @@ def main() -> int:
         rows.append(
             [
                 metric,
-                cell(med["direct"]),
+                cell(med["direct"]) if med["direct"] else "-",
                 cell(med["cat"]),
                 cell(med["mcpjail"]),
                 f"{med['mcpjail'] / med['cat']:.2f}",
-                f"{med['mcpjail'] / med['direct']:.2f}",
+                f"{med['mcpjail'] / med['direct']:.2f}" if med["direct"] else "-",
             ]
         )
     header = ["metric (median of %d rounds)" % opts.rounds, "direct", "cat | server | cat", "mcpjail run", "mcpjail/cat", "mcpjail/direct"]
@@ -413,6 +440,10 @@ def main() -> int:
         print("\nschema validation (mcpjail-microbench, target < 10 us per typical tool call):")
         print(subprocess.run([str(microbench)], capture_output=True, text=True, timeout=600).stdout)
     print("latency and launch: lower is better (ratio <= 1.0 means mcpjail costs no more); throughput: higher is better (ratio >= 1.0)")
+    print(
+        "relay CPU per call: the CPU time of the relay's own processes (the two cats; mcpjail's threads) over the latency "
+        "run, divided by its calls; mcpjail's includes polling for the next message ([limits] relay_spin)"
+    )
     cpu = os.cpu_count()
     print(f"machine: {cpu} CPUs, {os.uname().release}; mcpjail: {MCPJAIL.relative_to(ROOT)}; calls per latency run {n_lat}, per throughput run {n_thr}")
     print(f"bench: {time.perf_counter() - started:.0f} s")

@@ -24,6 +24,7 @@ final class LineReader {
 
     private let fd: Int32
     private let maxLine: Int
+    private var spin: ReadySpin
     private static let initialCapacity = 256 * 1024
     private static let minimumRead = 64 * 1024
     private var storage: UnsafeMutableRawPointer
@@ -39,9 +40,10 @@ final class LineReader {
     /// How much of an oversize line is kept for ``oversizePrefix``.
     static let prefixKept = 64 * 1024
 
-    init(fd: Int32, maxLine: Int) {
+    init(fd: Int32, maxLine: Int, spinBudget: UInt64 = 0) {
         self.fd = fd
         self.maxLine = maxLine
+        self.spin = ReadySpin(budget: spinBudget)
         self.capacity = Self.initialCapacity
         self.storage = Self.map(capacity)
     }
@@ -59,6 +61,8 @@ final class LineReader {
         flush: (UnsafeRawBufferPointer) throws(SystemCallError) -> Void
     ) throws(SystemCallError) -> Bool {
         makeRoom()
+        spin.beforeRead(fd)
+        defer { spin.afterRead() }
         let got = try FD.read(fd, into: UnsafeMutableRawBufferPointer(start: storage + end, count: capacity - end))
         if got == 0 {
             if let dropped = discarding {

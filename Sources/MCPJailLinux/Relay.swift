@@ -86,14 +86,23 @@ public final class Relay: @unchecked Sendable {
         self.clientOutput = LockedOutput(fd: clientOutput)
         self.serverInput = ServerInput(fd: serverInput)
         self.serverOutput = serverOutput
+        // A message of tens of kilobytes then crosses each pipe in one write and one read
+        // instead of several, each with a wake-up. Best effort: the client's ends may be a
+        // terminal or a file.
+        for fd in [clientInput, clientOutput, serverInput, serverOutput] { FD.growPipe(fd, to: Self.pipeSize) }
     }
+
+    /// The size the relay gives each pipe it reads or writes (the kernel's default is 64 KiB).
+    /// 256 KiB, not more: an ordinary user's pipes beyond `pipe-user-pages-soft` (64 MiB in
+    /// all) shrink every new pipe that user makes, so a session takes at most 1 MiB of it.
+    static let pipeSize: Int32 = 256 * 1024
 
     // MARK: client → server
 
     /// Runs until the client closes its side; then closes the server's stdin and posts
     /// ``SessionEvent/clientClosed``.
     public func runClientToServer() {
-        let reader = LineReader(fd: clientInput, maxLine: context.profile.limits.maxMessageBytes)
+        let reader = LineReader(fd: clientInput, maxLine: context.profile.limits.maxMessageBytes, spinBudget: UInt64(context.profile.limits.relaySpin.wholeNanoseconds))
         defer {
             serverInput.close()
             events.post(.clientClosed)
@@ -395,7 +404,7 @@ public final class Relay: @unchecked Sendable {
     /// Runs until the server's stdout closes; then posts ``SessionEvent/serverOutputClosed``.
     public func runServerToClient() {
         var startupReleased = false
-        let reader = LineReader(fd: serverOutput, maxLine: context.profile.limits.maxMessageBytes)
+        let reader = LineReader(fd: serverOutput, maxLine: context.profile.limits.maxMessageBytes, spinBudget: UInt64(context.profile.limits.relaySpin.wholeNanoseconds))
         var answered: [AuditEntry] = []
         defer { events.post(.serverOutputClosed) }
         do {

@@ -85,6 +85,19 @@ public enum FD {
         return false
     }
 
+    /// Grows the pipe behind `fd` to at least `bytes` (F_SETPIPE_SZ), if it is a pipe that
+    /// is smaller; returns the pipe's size after, or nil when `fd` is not a pipe or the
+    /// kernel refused (an ordinary user over `/proc/sys/fs/pipe-user-pages-soft`).
+    @discardableResult
+    public static func growPipe(_ fd: Int32, to bytes: Int32) -> Int32? {
+        let setPipeSize: Int32 = 1031, getPipeSize: Int32 = 1032  // F_SETPIPE_SZ, F_GETPIPE_SZ
+        let size = fcntl(fd, getPipeSize)
+        guard size > 0 else { return nil }
+        if size >= bytes { return size }
+        let grown = fcntl(fd, setPipeSize, bytes)
+        return grown > 0 ? grown : size
+    }
+
     public static func setNonBlocking(_ fd: Int32) throws(SystemCallError) {
         let flags = try systemCall("fcntl") { fcntl(fd, F_GETFL) }
         try systemCall("fcntl") { fcntl(fd, F_SETFL, flags | O_NONBLOCK) }

@@ -18,6 +18,7 @@ struct ProfileLimitsTests {
         #expect(limits.cpuTime == nil)
         #expect(limits.wallTime == nil)
         #expect(limits.enforce == .strict)
+        #expect(limits.relaySpin == .microseconds(200))
         #expect(profile.seccomp == Profile.Seccomp(allow: [], deny: []))
         #expect(limits == Profile.Limits())
     }
@@ -39,13 +40,15 @@ struct ProfileLimitsTests {
             cpu_time = "90s"
             wall_time = "1h"
             enforce = "best-effort"
+            relay_spin = "750us"
             [seccomp]
             allow = ["personality"]
             deny = ["chown", "fchown"]
             """)
         #expect(profile.limits == Profile.Limits(
             maxMessageBytes: 1 << 20, memoryBytes: 512 << 20, pids: 64, cpuCores: 0.5, openFiles: 256,
-            fileSizeBytes: 10 << 20, cpuTime: .seconds(90), wallTime: .seconds(3600), enforce: .bestEffort))
+            fileSizeBytes: 10 << 20, cpuTime: .seconds(90), wallTime: .seconds(3600), enforce: .bestEffort,
+            relaySpin: .microseconds(750)))
         #expect(profile.seccomp == Profile.Seccomp(allow: ["personality"], deny: ["chown", "fchown"]))
     }
 
@@ -88,6 +91,9 @@ struct ProfileLimitsTests {
         ("cpu = [1]", "limits.cpu", "found an array"),
         ("open_files = \"unlimited\"", "limits.open_files", "'unlimited' is not a whole number"),
         ("open_files = 8", "limits.open_files", "8 is out of range (16 to 1048576)"),
+        ("relay_spin = \"11ms\"", "limits.relay_spin", "'11ms' is too long (at most 10ms)"),
+        ("relay_spin = \"fast\"", "limits.relay_spin", "'fast' is not a duration like"),
+        ("relay_spin = 200", "limits.relay_spin", "expected a duration like \"2s\" or \"500ms\", found an integer"),
         ("open_files = 2000000", "limits.open_files", "out of range"),
         ("file_size = \"10MB\"", "limits.file_size", "write M or MiB"),
         ("file_size = 100", "limits.file_size", "too small (at least 4K)"),

@@ -49,7 +49,7 @@ struct ProfileShippedTests {
         for key in [
             "description =", "[server]", "command =", "args =", "env =", "workdir =", "stop_timeout =", "code =", "pinned =",
             "[filesystem]", "read_only =", "read_write =", "tmpfs =", "[limits]", "max_message =", "memory =", "pids =", "cpu =", "open_files =",
-            "file_size =", "cpu_time =", "wall_time =", "enforce =", "[seccomp]", "allow =", "deny =", "[tools.",
+            "file_size =", "cpu_time =", "wall_time =", "enforce =", "relay_spin =", "[seccomp]", "allow =", "deny =", "[tools.",
             "call_timeout =", "[auth]", "required =", "keys =", "issuer =", "audience =", "clock_skew =", "rate =",
             "[resources]", "[prompts]", "[secrets]", "[audit]", "log_arguments =", "[tools]", "default =", "scope =",
             "timeout =", "strict =", ".arguments]", "write =", "idempotency_fields =", "idempotency_ttl =", "block_suspicious =",

@@ -83,6 +83,7 @@ class Jail:
         env: dict[str, str] | None = None,
         stop_timeout: str = "2s",
         max_message: str | None = None,
+        relay_spin: str | None = None,
         description: str = "integration test profile",
         read_only: list[str] | None = None,
         read_write: list[str] | None = None,
@@ -108,8 +109,10 @@ class Jail:
             lines.append(f"code = {toml_array([str(c) for c in code])}")
         if not pinned:
             lines.append("pinned = false")
-        if max_message is not None:
-            lines += ["[limits]", f"max_message = {toml_string(max_message)}"]
+        limits = {"max_message": max_message, "relay_spin": relay_spin}
+        if any(v is not None for v in limits.values()):
+            lines.append("[limits]")
+            lines += [f"{key} = {toml_string(value)}" for key, value in limits.items() if value is not None]
         ro = read_only if read_only is not None else ["/usr", str(VENV), str(FIXTURES), str(ROOT / "tests" / "probes")]
         rw = read_write if read_write is not None else [str(self.root)]
         lines += ["[filesystem]", f"read_only = {toml_array(ro)}", f"read_write = {toml_array(rw)}"]

@@ -5,8 +5,11 @@ stderr to the log file, the environment, and the audit records."""
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -344,3 +347,55 @@ def test_profiles_from_the_environment(jail: Jail):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.splitlines()[0])["id"] == 1
     assert wait_for(lambda: b"via_env" in jail.received(), timeout=5)
+
+
+# -- waiting for the next message ------------------------------------------------------------------
+F_GETPIPE_SZ = 1032
+
+
+def relay_cpu_seconds(pid: int) -> float:
+    """CPU time of every thread of mcpjail itself (the server is another process)."""
+    tasks = Path(f"/proc/{pid}/task")
+    return sum(int((task / "schedstat").read_text().split()[0]) for task in tasks.iterdir()) / 1e9
+
+
+def test_the_relay_grows_the_client_pipes_it_reads_and_writes(jail: Jail, raw_relay):
+    jail.raw_profile()
+    relay = raw_relay("raw")
+    stdin, stdout = relay.proc.stdin.fileno(), relay.proc.stdout.fileno()
+    relay.request(1, "initialize", {})
+    # The test holds the other ends of the same two pipes; the kernel made them 64 KiB.
+    assert fcntl.fcntl(stdin, F_GETPIPE_SZ) == 256 * 1024
+    assert fcntl.fcntl(stdout, F_GETPIPE_SZ) == 256 * 1024
+    big = "x" * (200 * 1024)  # now crosses each pipe in one write
+    reply = relay.request(2, "echo", {"text": big})
+    assert big.encode() in base64.b64decode(reply["result"]["received_b64"])
+
+
+def test_the_relay_polls_only_while_its_peers_answer_quickly_and_an_idle_session_sleeps(jail: Jail, raw_relay):
+    """relay_spin: a thread polls for the next message while the last one came within the
+    budget, and sleeps once its peer is slow or gone quiet."""
+    jail.raw_profile("spin", relay_spin="10ms")
+    jail.raw_profile("sleep", relay_spin="0ms")
+    used: dict[str, tuple[float, float]] = {}
+    for name in ("spin", "sleep"):
+        relay = raw_relay(name)
+        pid = relay.proc.pid
+        relay.request(1, "initialize", {})
+        # Calls 2 ms apart: each wait ends well inside the 10 ms budget.
+        start = relay_cpu_seconds(pid)
+        for i in range(150):
+            relay.request(10 + i, "tools/call", {"name": "t", "arguments": {}})
+            time.sleep(0.002)
+        paced = relay_cpu_seconds(pid) - start
+        time.sleep(0.1)  # the last spins run out
+        start = relay_cpu_seconds(pid)
+        time.sleep(1.0)
+        idle = relay_cpu_seconds(pid) - start
+        used[name] = (paced, idle)
+        relay.close_stdin()
+        assert relay.wait() == 0
+    # The probe sees polling: with relay_spin the paced calls cost the relay far more CPU.
+    assert used["spin"][0] > 0.05 and used["spin"][0] > 4 * used["sleep"][0], used
+    # ...and none once the session is idle: both sleep in read(2).
+    assert used["spin"][1] < 0.02 and used["sleep"][1] < 0.02, used

@@ -307,14 +307,10 @@ private struct Parser {
         pos += 1  // the opening quote
         let start = pos
         // Fast path: printable ASCII without escapes.
-        while pos < bytes.count {
-            let b = bytes[pos]
-            if b == UInt8(ascii: "\"") {
-                pos += 1
-                return String(decoding: bytes[start..<(pos - 1)], as: UTF8.self)
-            }
-            if b == UInt8(ascii: "\\") || b < 0x20 || b >= 0x80 { break }
+        pos = PlainASCII.skip(bytes.baseAddress!, from: pos, count: bytes.count)
+        if pos < bytes.count, bytes[pos] == UInt8(ascii: "\"") {
             pos += 1
+            return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<(pos - 1)]).assumingMemoryBound(to: UInt8.self), as: UTF8.self)
         }
         scratch.removeAll(keepingCapacity: true)
         scratch.append(contentsOf: bytes[start..<pos])
@@ -356,9 +352,10 @@ private struct Parser {
             case 0..<0x20:
                 throw fail(.controlCharacterInString)
             case 0x20..<0x80:
-                if keeping { scratch.append(b) }
-                scalars += 1
-                pos += 1
+                let runEnd = PlainASCII.skip(bytes.baseAddress!, from: pos + 1, count: bytes.count)
+                if keeping { scratch.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[pos..<runEnd])) }
+                scalars += runEnd - pos
+                pos = runEnd
             default:
                 let length = try utf8SequenceLength(at: pos)
                 if keeping { scratch.append(contentsOf: bytes[pos..<(pos + length)]) }

@@ -310,11 +310,7 @@ private struct Scanner {
         let contentStart = index
         var hasEscapes = false
         while true {
-            // Fast path: skip eight plain ASCII bytes at a time.
-            while count - index >= 8 {
-                let word = UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self)
-                if Self.isPlainASCII(word) { index += 8 } else { break }
-            }
+            index = PlainASCII.skip(UnsafeRawPointer(base), from: index, count: count)
             guard index < count else { throw fail("unterminated string") }
             let byte = base[index]
             if byte == UInt8(ascii: "\"") {
@@ -336,18 +332,6 @@ private struct Scanner {
                 try scanUTF8Sequence()
             }
         }
-    }
-
-    /// True when none of the eight bytes is a quote, a backslash, a control character or
-    /// non-ASCII (the classic has-zero-byte bit tricks).
-    @inline(__always) static func isPlainASCII(_ word: UInt64) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
-        @inline(__always) func hasZeroByte(_ v: UInt64) -> UInt64 { (v &- ones) & ~v & highs }
-        let control = (word &- (ones &* 0x20)) & ~word & highs
-        let quote = hasZeroByte(word ^ (ones &* 0x22))
-        let backslash = hasZeroByte(word ^ (ones &* 0x5C))
-        return (word & highs) | control | quote | backslash == 0
     }
 
     mutating func scanEscape() throws(JSONScanError) {

@@ -3,6 +3,38 @@
 
 import Glibc
 
+/// Runs of string content that need no decoding: printable ASCII other than the quote and
+/// the backslash. The scanner, the parser and the walkers skip them eight bytes at a time.
+enum PlainASCII {
+    /// The index of the first byte at or after `from` (and before `count`) that is not plain
+    /// ASCII; `count` when there is none.
+    @inline(__always) static func skip(_ base: UnsafeRawPointer, from: Int, count: Int) -> Int {
+        var index = from
+        while count - index >= 8 {
+            if !isPlain(base.loadUnaligned(fromByteOffset: index, as: UInt64.self)) { break }
+            index += 8
+        }
+        while index < count, isPlain(base.load(fromByteOffset: index, as: UInt8.self)) { index += 1 }
+        return index
+    }
+
+    @inline(__always) static func isPlain(_ byte: UInt8) -> Bool {
+        byte >= 0x20 && byte < 0x80 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\")
+    }
+
+    /// True when none of the eight bytes is a quote, a backslash, a control character or
+    /// non-ASCII (the classic has-zero-byte bit tricks).
+    @inline(__always) static func isPlain(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        @inline(__always) func hasZeroByte(_ v: UInt64) -> UInt64 { (v &- ones) & ~v & highs }
+        let control = (word &- (ones &* 0x20)) & ~word & highs
+        let quote = hasZeroByte(word ^ (ones &* 0x22))
+        let backslash = hasZeroByte(word ^ (ones &* 0x5C))
+        return (word & highs) | control | quote | backslash == 0
+    }
+}
+
 /// Receives the UTF-8 bytes of a decoded string.
 protocol DecodedSink {
     mutating func plain(_ run: UnsafeRawBufferPointer)

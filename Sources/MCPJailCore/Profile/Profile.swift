@@ -162,6 +162,9 @@ public struct Profile: Sendable, Equatable {
         /// How long one request may wait for the server before the relay answers `timeout`
         /// (per tool: `[tools.NAME] timeout`). Default 2 minutes.
         public var callTimeout: Duration
+        /// How long a relay thread whose peer answered quickly last time polls for the next
+        /// message before it sleeps in read(2); zero never spins. Default 200 µs.
+        public var relaySpin: Duration
 
         /// `strict`: `run` refuses. `best-effort`: `run` starts with what the host can do
         /// and logs what is missing.
@@ -188,6 +191,8 @@ public struct Profile: Sendable, Equatable {
         public static let defaultFileSizeBytes = 1 << 30
         public static let minFileSizeBytes = 4096
         public static let defaultCallTimeout = Duration.seconds(120)
+        public static let defaultRelaySpin = Duration.microseconds(200)
+        public static let maxRelaySpin = Duration.milliseconds(10)
 
         public init(
             maxMessageBytes: Int = Limits.defaultMaxMessageBytes,
@@ -199,7 +204,8 @@ public struct Profile: Sendable, Equatable {
             cpuTime: Duration? = nil,
             wallTime: Duration? = nil,
             enforce: Enforcement = .strict,
-            callTimeout: Duration = Limits.defaultCallTimeout
+            callTimeout: Duration = Limits.defaultCallTimeout,
+            relaySpin: Duration = Limits.defaultRelaySpin
         ) {
             self.maxMessageBytes = maxMessageBytes
             self.memoryBytes = memoryBytes
@@ -211,6 +217,7 @@ public struct Profile: Sendable, Equatable {
             self.wallTime = wallTime
             self.enforce = enforce
             self.callTimeout = callTimeout
+            self.relaySpin = relaySpin
         }
     }
 

@@ -352,6 +352,11 @@ final class ProfileValidator {
         if let node = table.take("call_timeout"), let value = callTimeout(node, at: table.path.appending("call_timeout")) {
             limits.callTimeout = value
         }
+        if let node = table.take("relay_spin"),
+            let value = duration(node, at: table.path.appending("relay_spin"), max: L.maxRelaySpin)
+        {
+            limits.relaySpin = value
+        }
         let enforcePath = table.path.appending("enforce")
         if let node = table.take("enforce"), let text = string(node, at: enforcePath) {
             if let value = L.Enforcement(rawValue: text) {

@@ -50,6 +50,7 @@ extension Profile {
         lines.append("wall_time = \(Self.durationOrUnlimited(limits.wallTime))  # \(LimitMechanism.wallTime.rawValue)")
         lines.append("enforce = \(TOMLText.string(limits.enforce.rawValue))")
         lines.append("call_timeout = \(TOMLText.string(DurationSyntax.format(limits.callTimeout)))  # relay: per request, unless [tools.NAME] timeout")
+        lines.append("relay_spin = \(TOMLText.string(DurationSyntax.format(limits.relaySpin)))  # relay: poll this long for a quick peer before sleeping")
         lines.append("")
         lines.append("[seccomp]")
         lines.append("allow = \(TOMLText.array(seccomp.allow))  # taken out of the default deny list")
@@ -127,7 +128,8 @@ extension Profile {
                 maxMessageBytes: limits.maxMessageBytes, memoryBytes: limits.memoryBytes, pids: limits.pids,
                 cpuCores: limits.cpuCores, openFiles: limits.openFiles, fileSizeBytes: limits.fileSizeBytes,
                 cpuTimeMs: limits.cpuTime.map(DurationSyntax.milliseconds),
-                wallTimeMs: limits.wallTime.map(DurationSyntax.milliseconds), enforce: limits.enforce.rawValue),
+                wallTimeMs: limits.wallTime.map(DurationSyntax.milliseconds), enforce: limits.enforce.rawValue,
+                relaySpinMicros: limits.relaySpin.components.seconds * 1_000_000 + limits.relaySpin.components.attoseconds / 1_000_000_000_000),
             seccomp: .init(allow: seccomp.allow, deny: seccomp.deny),
             tools: tools.mapValues { policy in
                 EffectivePolicy.Tool(
@@ -222,6 +224,7 @@ private struct EffectivePolicy: Encodable {
         var cpuTimeMs: Int64?
         var wallTimeMs: Int64?
         var enforce: String
+        var relaySpinMicros: Int64
 
         enum CodingKeys: String, CodingKey {
             case maxMessageBytes = "max_message_bytes"
@@ -233,6 +236,7 @@ private struct EffectivePolicy: Encodable {
             case cpuTimeMs = "cpu_time_ms"
             case wallTimeMs = "wall_time_ms"
             case enforce
+            case relaySpinMicros = "relay_spin_us"
         }
 
         func encode(to encoder: Encoder) throws {
@@ -246,6 +250,7 @@ private struct EffectivePolicy: Encodable {
             try container.encode(cpuTimeMs, forKey: .cpuTimeMs)
             try container.encode(wallTimeMs, forKey: .wallTimeMs)
             try container.encode(enforce, forKey: .enforce)
+            try container.encode(relaySpinMicros, forKey: .relaySpinMicros)
         }
     }
 

@@ -54,6 +54,7 @@ enum DurationSyntax {
             return .failure(ValueProblem(message: bad))
         }
         switch unit {
+        case "us": return .success(.microseconds(number))
         case "ms": return .success(.milliseconds(number))
         case "s": return .success(.seconds(number))
         case "m": return .success(.seconds(number * 60))
@@ -67,8 +68,11 @@ enum DurationSyntax {
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 
-    /// The largest whole unit: `2s`, `500ms`, `15m`.
+    /// The largest whole unit: `2s`, `500ms`, `15m`, `200us`.
     static func format(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        let micros = seconds * 1_000_000 + attoseconds / 1_000_000_000_000
+        if micros % 1000 != 0 { return "\(micros)us" }
         let ms = milliseconds(duration)
         if ms != 0 && ms % 3_600_000 == 0 { return "\(ms / 3_600_000)h" }
         if ms != 0 && ms % 60_000 == 0 { return "\(ms / 60_000)m" }
