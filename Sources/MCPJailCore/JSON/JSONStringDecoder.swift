@@ -4,12 +4,17 @@
 import Glibc
 
 /// Runs of string content that need no decoding: printable ASCII other than the quote and
-/// the backslash. The scanner, the parser and the walkers skip them eight bytes at a time.
+/// the backslash. The scanner, the parser and the walkers skip them sixteen bytes at a time
+/// (SSE2, in every x86-64 and arm64 CPU), then eight, then one.
 enum PlainASCII {
     /// The index of the first byte at or after `from` (and before `count`) that is not plain
     /// ASCII; `count` when there is none.
     @inline(__always) static func skip(_ base: UnsafeRawPointer, from: Int, count: Int) -> Int {
         var index = from
+        while count - index >= 16 {
+            if hasStop(base.loadUnaligned(fromByteOffset: index, as: SIMD16<UInt8>.self)) { break }
+            index += 16
+        }
         while count - index >= 8 {
             if !isPlain(base.loadUnaligned(fromByteOffset: index, as: UInt64.self)) { break }
             index += 8
@@ -20,6 +25,13 @@ enum PlainASCII {
 
     @inline(__always) static func isPlain(_ byte: UInt8) -> Bool {
         byte >= 0x20 && byte < 0x80 && byte != UInt8(ascii: "\"") && byte != UInt8(ascii: "\\")
+    }
+
+    /// True when one of the sixteen bytes is a quote, a backslash, a control character or
+    /// non-ASCII. As signed bytes, non-ASCII ones are negative: one `< 0x20` finds both.
+    @inline(__always) static func hasStop(_ bytes: SIMD16<UInt8>) -> Bool {
+        let low = unsafeBitCast(bytes, to: SIMD16<Int8>.self) .< SIMD16<Int8>(repeating: 0x20)
+        return any(low .| (bytes .== SIMD16<UInt8>(repeating: 0x22)) .| (bytes .== SIMD16<UInt8>(repeating: 0x5C)))
     }
 
     /// True when none of the eight bytes is a quote, a backslash, a control character or
