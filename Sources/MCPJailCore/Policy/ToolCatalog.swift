@@ -161,10 +161,12 @@ public final class ToolCatalog: @unchecked Sendable {  // `state` only under `lo
 public struct ArgumentSchemaCheck: RequestCheck {
     public let name = "schema"
     let catalog: ToolCatalog
-    /// In arguments past ``InspectedRequest/largeArguments``, the strings longer than this
-    /// are left out of the parse when the schema allows it
-    /// (``ArgumentValidator/violation(inLargeArguments:)``).
-    static let deferredString = 64 << 10
+    /// Arguments longer than this are validated without copying out their long strings
+    /// when the schema allows it (``ArgumentValidator/violation(inLargeArguments:)``): on a
+    /// call's path, a 64 KiB string copied into the parse costs more than its validation.
+    static let deferredArguments = 16 << 10
+    /// In such arguments, the strings longer than this are left out of the parse.
+    static let deferredString = 4 << 10
 
     public init(catalog: ToolCatalog) { self.catalog = catalog }
 
@@ -179,7 +181,7 @@ public struct ArgumentSchemaCheck: RequestCheck {
             return Refusal(SafeError(.internal, "tool '\(tool)' is unavailable: its argument schema cannot be enforced (\(reason))", retryable: false), decidedBy: name)
         case .available(let validator)?:
             let found: ArgumentViolation?
-            if !state.argumentsParsed, let bytes = request.argumentsBytes, bytes.count > InspectedRequest.largeArguments,
+            if !state.argumentsParsed, let bytes = request.argumentsBytes, bytes.count > Self.deferredArguments,
                 let checked = validator.violation(inLargeArguments: bytes)
             {
                 found = checked

@@ -3,8 +3,8 @@
 /// `line` is only valid during the check: checks that need to keep something copy it.
 public struct InspectedRequest {
     /// `tools/call` arguments past this size are never held twice: the relay digests them
-    /// in place rather than copying them for the audit thread, and the schema check
-    /// validates them without copying their long strings where it can.
+    /// in place rather than copying them for the audit thread (smaller ones are copied and
+    /// digested after the call is forwarded, off its path).
     public static let largeArguments = 1 << 20
 
     public var method: String
