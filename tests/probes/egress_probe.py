@@ -109,11 +109,14 @@ def attempt(a: dict) -> dict:
             return {"ok": bool(data), "errno": None if data else "EOF", "seconds": round(time.monotonic() - started, 3)}
         if kind == "many":
             # Hold `count` connections open at once; report how many got a response.
-            # (A refused one may be reset while connect() is still returning.)
+            # (A refused one may be reset while connect() is still returning.) One address:
+            # create_connection would try the name's next address (IPv6, IPv4) after a reset,
+            # and each try is a refusal of its own in the audit log.
+            address = socket.getaddrinfo(a["host"], a["port"], socket.AF_INET, socket.SOCK_STREAM)[0][4]
             socks = []
             for _ in range(a["count"]):
                 try:
-                    socks.append(socket.create_connection((a["host"], a["port"]), timeout=10))
+                    socks.append(socket.create_connection(address, timeout=10))
                 except OSError:
                     pass
             time.sleep(0.5)
