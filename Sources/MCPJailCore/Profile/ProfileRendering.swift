@@ -129,7 +129,7 @@ extension Profile {
                 cpuCores: limits.cpuCores, openFiles: limits.openFiles, fileSizeBytes: limits.fileSizeBytes,
                 cpuTimeMs: limits.cpuTime.map(DurationSyntax.milliseconds),
                 wallTimeMs: limits.wallTime.map(DurationSyntax.milliseconds), enforce: limits.enforce.rawValue,
-                relaySpinMicros: limits.relaySpin.components.seconds * 1_000_000 + limits.relaySpin.components.attoseconds / 1_000_000_000_000),
+                relaySpinMicros: DurationSyntax.microseconds(limits.relaySpin)),
             seccomp: .init(allow: seccomp.allow, deny: seccomp.deny),
             tools: tools.mapValues { policy in
                 EffectivePolicy.Tool(

@@ -68,10 +68,14 @@ enum DurationSyntax {
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 
+    static func microseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1_000_000 + attoseconds / 1_000_000_000_000
+    }
+
     /// The largest whole unit: `2s`, `500ms`, `15m`, `200us`.
     static func format(_ duration: Duration) -> String {
-        let (seconds, attoseconds) = duration.components
-        let micros = seconds * 1_000_000 + attoseconds / 1_000_000_000_000
+        let micros = microseconds(duration)
         if micros % 1000 != 0 { return "\(micros)us" }
         let ms = milliseconds(duration)
         if ms != 0 && ms % 3_600_000 == 0 { return "\(ms / 3_600_000)h" }
