@@ -97,12 +97,18 @@ public final class Relay: @unchecked Sendable {
     /// all) shrink every new pipe that user makes, so a session takes at most 1 MiB of it.
     static let pipeSize: Int32 = 256 * 1024
 
+    /// A reader of one side, with the profile's message cap and `relay_spin`.
+    private func lineReader(_ fd: Int32) -> LineReader {
+        let limits = context.profile.limits
+        return LineReader(fd: fd, maxLine: limits.maxMessageBytes, spinBudget: limits.relaySpin.wholeNanoseconds)
+    }
+
     // MARK: client → server
 
     /// Runs until the client closes its side; then closes the server's stdin and posts
     /// ``SessionEvent/clientClosed``.
     public func runClientToServer() {
-        let reader = LineReader(fd: clientInput, maxLine: context.profile.limits.maxMessageBytes, spinBudget: UInt64(context.profile.limits.relaySpin.wholeNanoseconds))
+        let reader = lineReader(clientInput)
         defer {
             serverInput.close()
             events.post(.clientClosed)
@@ -404,7 +410,7 @@ public final class Relay: @unchecked Sendable {
     /// Runs until the server's stdout closes; then posts ``SessionEvent/serverOutputClosed``.
     public func runServerToClient() {
         var startupReleased = false
-        let reader = LineReader(fd: serverOutput, maxLine: context.profile.limits.maxMessageBytes, spinBudget: UInt64(context.profile.limits.relaySpin.wholeNanoseconds))
+        let reader = lineReader(serverOutput)
         var answered: [AuditEntry] = []
         defer { events.post(.serverOutputClosed) }
         do {

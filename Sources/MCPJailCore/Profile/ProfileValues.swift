@@ -233,7 +233,7 @@ struct ValueProblem: Error, ExpressibleByStringInterpolation {
 public enum ProfileFormat {
     /// `"16M"`, `"512K"`, or plain bytes.
     public static func size(_ bytes: Int) -> String { SizeSyntax.format(bytes) }
-    /// `"2s"`, `"500ms"`, `"15m"`.
+    /// `"2s"`, `"500ms"`, `"15m"`, `"200us"`.
     public static func duration(_ duration: Duration) -> String { DurationSyntax.format(duration) }
     /// `1`, `0.5`.
     public static func cores(_ cores: Double) -> String { ProfileValidator.formatCores(cores) }
