@@ -1,5 +1,8 @@
 # mcpjail: `make demo` shows it working, `make test` proves it. Both install what they need.
 SWIFT ?= swift
+# mcpjail is linked as a static PIE (Package.swift), which glibc refuses to start with a run
+# path: no $ORIGIN run path for any build or test.
+SWIFTPM_FLAGS := --disable-local-rpath
 VENV := .venv
 PY := $(VENV)/bin/python
 
@@ -14,15 +17,15 @@ deps:
 
 # Debug build of every product: mcpjail and the Swift SDK test client.
 build: deps
-	$(SWIFT) build
+	$(SWIFT) build $(SWIFTPM_FLAGS)
 
 # What `make bench` measures: a release build with the Swift runtime linked in.
 release: deps
-	$(SWIFT) build -c release --static-swift-stdlib --product mcpjail
+	$(SWIFT) build $(SWIFTPM_FLAGS) -c release --static-swift-stdlib --product mcpjail
 
 # The Swift unit tests (XCTest / swift-testing).
 unit: build
-	$(SWIFT) test
+	$(SWIFT) test $(SWIFTPM_FLAGS)
 
 # Real clients (Python SDK, Swift SDK, raw pipes) against real servers through `mcpjail run`.
 # pytest exits non-zero when it collects no tests.
@@ -38,7 +41,7 @@ demo: build
 # direct vs `cat | server | cat` vs `mcpjail run`: launch, latency, throughput, memory;
 # then what verifying the pins of a 5,000-file, 50 MB tree costs `mcpjail run`.
 bench: release
-	$(SWIFT) build -c release --static-swift-stdlib --product mcpjail-microbench
+	$(SWIFT) build $(SWIFTPM_FLAGS) -c release --static-swift-stdlib --product mcpjail-microbench
 	$(PY) bench/bench.py
 	$(PY) bench/pins.py
 

@@ -112,6 +112,10 @@ int mcpjail_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC);
 }
 
+int mcpjail_memfd_create(const char *name) {
+    return memfd_create(name, MFD_CLOEXEC);
+}
+
 void *mcpjail_mremap(void *address, size_t old_size, size_t new_size) {
     return mremap(address, old_size, new_size, MREMAP_MAYMOVE);
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dispatch
 import Glibc
 
 /// The `mcpjail` root command: one subcommand per job, each in its own file.
@@ -38,12 +39,24 @@ public struct MCPJail: AsyncParsableCommand {
 extension MCPJail {
     /// `mcpjail`'s entry: `run` in its usual shapes (``Run/quickArguments(_:)``) goes
     /// straight to the session, every other command line through ArgumentParser.
-    public static func launch(_ arguments: [String] = CommandLine.arguments) async {
+    ///
+    /// Synchronous on purpose. An `async` entry point starts dispatch's main loop, which ends
+    /// the process's first thread with pthread_exit: a forced unwind of its stack that has
+    /// the unwinder index every frame description of this 100 MB binary, at every client
+    /// start. `run` never needs that; the other commands, some of them async, run as a task
+    /// while this thread waits for it.
+    public static func launch(_ arguments: [String] = CommandLine.arguments) -> Never {
         if arguments.count > 1, arguments[1] == "run",
             let (name, profiles) = Run.quickArguments(Array(arguments.dropFirst(2)))
         {
             Glibc.exit(Run.execute(name: name, profiles: profiles))
         }
-        await main()
+        let finished = DispatchSemaphore(value: 0)
+        Task {
+            await main(Array(arguments.dropFirst()))
+            finished.signal()
+        }
+        finished.wait()
+        Glibc.exit(0)
     }
 }

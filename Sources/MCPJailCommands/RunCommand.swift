@@ -40,7 +40,9 @@ struct Run: ParsableCommand {
         do {
             let profile = try ProfileStore.resolve(explicit: profiles, environment: environment).load(name)
             let state = StateDirectory.resolve(environment: environment, isRoot: geteuid() == 0)
-            let session = Session(profile: profile, state: state, spawner: JailSpawner(stateDirectory: state.path), logger: logger)
+            let session = Session(
+                profile: profile, state: state, spawner: JailSpawner(stateDirectory: state.path), logger: logger,
+                clientEnvironment: environment)
             return try session.run()
         } catch {
             return reportFailure(error).rawValue

@@ -102,10 +102,12 @@ public struct CgroupHost: Sendable, Equatable {
         var host = CgroupHost(unifiedOwnPath: ownUnified)
         for line in mountinfo.split(separator: "\n") {
             // id parent major:minor root mountpoint options [optional...] - fstype source superoptions
-            let parts = line.components(separatedBy: " - ")
-            guard parts.count >= 2 else { continue }
-            let left = parts[0].split(separator: " ")
-            let right = parts[1].split(separator: " ")
+            // (paths escape their spaces, so the first lone "-" after the options is the
+            // separator; split by the standard library, not Foundation's slower search).
+            let fields = line.split(separator: " ")
+            guard let dash = fields.indices.first(where: { $0 >= 6 && fields[$0] == "-" }) else { continue }
+            let left = fields[..<dash]
+            let right = Array(fields[(dash + 1)...])
             guard left.count >= 5, right.count >= 1 else { continue }
             let root = unescape(String(left[3]))
             let mountPoint = unescape(String(left[4]))

@@ -1,4 +1,5 @@
 import CLibSeccomp
+import CMCPJailShims
 import Glibc
 import MCPJailCore
 
@@ -289,17 +290,10 @@ public enum SeccompPolicy {
         }
     }
 
-    private typealias MemfdCreate = @convention(c) (UnsafePointer<CChar>, UInt32) -> Int32
-
     /// `seccomp_export_bpf` writes to an fd (libseccomp 2.5.4 has no export to memory): a
-    /// memfd, read back. memfd_create is looked up at run time because Glibc's Swift module
-    /// does not import it (it sits behind _GNU_SOURCE).
+    /// memfd, read back.
     static func export(_ context: scmp_filter_ctx) throws(MCPJailError) -> [UInt8] {
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "memfd_create") else {
-            throw MCPJailError(.internalError, "seccomp: this libc has no memfd_create")
-        }
-        let memfdCreate = unsafeBitCast(symbol, to: MemfdCreate.self)
-        let fd = memfdCreate("mcpjail-seccomp", 1 /* MFD_CLOEXEC */)
+        let fd = mcpjail_memfd_create("mcpjail-seccomp")
         if fd < 0 {
             throw MCPJailError(.internalError, "seccomp: memfd_create: \(String(cString: strerror(Glibc.errno)))")
         }

@@ -3,7 +3,7 @@ import MCPJailCommands
 
 @main
 enum Entry {
-    static func main() async {
-        await MCPJail.launch()
+    static func main() {
+        MCPJail.launch()
     }
 }

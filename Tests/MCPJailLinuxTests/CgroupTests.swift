@@ -61,6 +61,19 @@ struct CgroupDetectionTests {
         #expect(CgroupHost.parse(procSelfCgroup: "", mountinfo: "").version == nil)
     }
 
+    @Test("mountinfo's optional fields and escaped paths come before the lone '-' separator")
+    func mountinfoFields() {
+        let host = CgroupHost.parse(
+            procSelfCgroup: "0::/a\n",
+            mountinfo: """
+                24 1 0:22 / /mnt/x\\040-\\040y rw shared:1 - tmpfs tmpfs rw
+                30 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev shared:4 master:1 - cgroup2 cgroup2 rw,nsdelegate
+                31 23 0:27 / /broken rw no-separator-here
+                """)
+        #expect(host.unifiedMount == "/sys/fs/cgroup")
+        #expect(host.unifiedOwnDirectory == "/sys/fs/cgroup/a")
+    }
+
     @Test("escaped mount points are unescaped")
     func escapes() {
         #expect(CgroupHost.unescape("/mnt/with\\040space") == "/mnt/with space")

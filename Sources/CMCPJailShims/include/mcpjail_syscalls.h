@@ -36,6 +36,9 @@ int mcpjail_set_child_subreaper(void);
 /// pipe2(fds, O_CLOEXEC): glibc's pipe2 is a GNU extension Swift's Glibc module hides.
 int mcpjail_pipe_cloexec(int fds[2]);
 
+/// memfd_create(name, MFD_CLOEXEC): another call behind _GNU_SOURCE.
+int mcpjail_memfd_create(const char *name);
+
 /// mremap(address, old, new, MREMAP_MAYMOVE): a GNU extension Swift's Glibc module hides.
 void *mcpjail_mremap(void *address, size_t old_size, size_t new_size);
 
