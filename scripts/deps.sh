@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(libseccomp-dev libcap-dev libsqlite3-dev python3-venv bubblewrap iproute2 util-linux procps git curl)
+# The -dev packages hold the static archives mcpjail links into its one static binary
+# (libseccomp.a, libcap.a, libsqlite3.a; libc.a; libstdc++.a and libgcc_eh.a for the Swift runtime).
+apt_packages=(libseccomp-dev libcap-dev libsqlite3-dev libc6-dev libstdc++-12-dev libgcc-12-dev
+  python3-venv bubblewrap iproute2 util-linux procps git curl)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -35,7 +35,7 @@ struct Run: ParsableCommand {
 
     /// The run itself: `mcpjail run`'s exit status (failures reported on stderr, 1).
     static func execute(name: String, profiles: String?) -> Int32 {
-        let environment = ProcessInfo.processInfo.environment
+        let environment = ProcessEnvironment.current()
         let logger = makeLogger(environment: environment)
         do {
             let profile = try ProfileStore.resolve(explicit: profiles, environment: environment).load(name)

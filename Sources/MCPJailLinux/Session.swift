@@ -35,6 +35,12 @@ public final class Session {
 
     /// Runs the session to its end and returns the exit status for `mcpjail run`.
     public func run(clientInput: Int32 = 0, clientOutput: Int32 = 1) throws(MCPJailError) -> Int32 {
+        // The seccomp filter and the host's cgroup layout need only the profile: a thread of
+        // their own works them out while this one does the steps below (about 0.2 ms sooner to
+        // the jail at every client start; README, Performance).
+        let prepared = Background("mcpjail-prepare") { [profile] in
+            (Result { () throws(MCPJailError) in try SeccompPolicy.compile(profile) }, CgroupPlan.make(for: profile.limits))
+        }
         let sessionID = UUID().uuidString.lowercased()
         let context = SessionContext(profile: profile, sessionID: sessionID)
         try createStateDirectories()
@@ -48,9 +54,8 @@ public final class Session {
         }
 
         // Everything that can fail is prepared before the server starts: the seccomp
-        // filter is compiled here, in the parent, and only installed by the child; secrets
+        // filter is compiled in the parent (above), and only installed by the child; secrets
         // are read and the relay's policy (keys, schemas' compiler) is built.
-        let seccomp = try SeccompPolicy.compile(profile)
         let secretValues = try SecretLoader.load(profile.secrets, environment: clientEnvironment)
         let policy = try SessionPolicy.make(profile: profile, secretValues: secretValues.map(\.value), clientEnvironment: clientEnvironment)
         let writes = try openWriteGate()
@@ -77,7 +82,8 @@ public final class Session {
 
         // The session's cgroup last, so that nothing can fail between making it and either
         // the jail joining it or its removal.
-        let cgroupPlan = CgroupPlan.make(for: profile.limits)
+        let (compiled, cgroupPlan) = prepared.value()
+        let seccomp = try compiled.get()
         let cgroup = try SessionCgroup.create(for: profile, session: sessionID, plan: cgroupPlan)
         if let missing = cgroup?.plan.missingDescription { logger.warning("limits not enforced (best-effort): \(missing)") }
         let bridge: EgressBridge?
