@@ -379,5 +379,14 @@ struct ProfileValidationTests {
         } catch {
             #expect(error.problems.first?.message == "cannot read the file: no such file")
         }
+        // A path through a file, and a directory where the file should be.
+        for (path, reason) in [("/etc/passwd/x.toml", "no such file"), ("/tmp", "it is a directory")] {
+            do {
+                _ = try ProfileParser.load(path: path, name: "x")
+                Issue.record("loaded \(path)")
+            } catch {
+                #expect(error.problems.first?.message == "cannot read the file: \(reason)")
+            }
+        }
     }
 }

@@ -12,16 +12,21 @@ public enum ProfileParser {
     /// holds the file (symlinks resolved), so a profile symlinked into a profile directory
     /// still finds what sits beside its original.
     public static func load(path: String, name: String) throws(ProfileError) -> Profile {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
+        guard let bytes = readBytes(path) else {
+            let failure = errno
             throw ProfileError(problems: [
-                ProfileProblem(file: path, line: nil, keyPath: "", message: "cannot read the file: \(readFailure(error, path: path))")
+                ProfileProblem(file: path, line: nil, keyPath: "", message: "cannot read the file: \(readFailure(failure))")
             ])
         }
-        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-        let real = URL(fileURLWithPath: absolute).resolvingSymlinksInPath().path
+        let data = Data(bytes)
+        // realpath(3), relative paths against the current directory.
+        let real: String
+        if let resolved = realpath(path, nil) {
+            real = String(cString: resolved)
+            free(resolved)
+        } else {
+            real = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        }
         let profileDirectory = PathSyntax.directoryName(PathSyntax.normalize(real))
         return try parse(data: data, path: path, name: name, profileDirectory: profileDirectory)
     }
@@ -31,10 +36,7 @@ public enum ProfileParser {
     public static func parse(
         data: Data, path: String, name: String, profileDirectory: String, checkCommand: Bool = true
     ) throws(ProfileError) -> Profile {
-        let digest = SHA256.hash(data: data).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        let digest = data.withUnsafeBytes { SHA256Hex.digest($0) }
         if let nul = data.firstIndex(of: 0) {
             let line = data[..<nul].reduce(1) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
             throw ProfileError(problems: [
@@ -72,13 +74,37 @@ public enum ProfileParser {
         return profile
     }
 
-    private static func readFailure(_ error: Error, path: String) -> String {
-        var isDirectory: ObjCBool = false
-        let manager = FileManager.default
-        if !manager.fileExists(atPath: path, isDirectory: &isDirectory) { return "no such file" }
-        if isDirectory.boolValue { return "it is a directory" }
-        if !manager.isReadableFile(atPath: path) { return "permission denied" }
-        return (error as NSError).localizedDescription
+    /// The file's bytes, read with open(2) and read(2) (Foundation's `Data(contentsOf:)`
+    /// and URL path resolution took 0.13 ms of every `mcpjail run` start); nil on a failure,
+    /// `errno` saying which.
+    static func readBytes(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer {
+            let saved = errno
+            close(fd)
+            errno = saved
+        }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            if count == 0 { return bytes }
+            bytes.append(contentsOf: chunk[0..<count])
+        }
+    }
+
+    private static func readFailure(_ error: Int32) -> String {
+        switch error {
+        case ENOENT, ENOTDIR: "no such file"
+        case EISDIR: "it is a directory"
+        case EACCES: "permission denied"
+        default: String(cString: strerror(error))
+        }
     }
 }
 

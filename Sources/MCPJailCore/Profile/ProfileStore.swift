@@ -33,8 +33,9 @@ public struct ProfileStore: Sendable, Equatable {
         guard ProfileName.isValid(name) else { return nil }
         for directory in directories {
             let candidate = Self.join(directory, name + ".toml")
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: candidate, isDirectory: &isDirectory), !isDirectory.boolValue {
+            // stat(2), as FileManager's fileExists does, without Foundation's start-up cost.
+            var info = stat()
+            if stat(candidate, &info) == 0, (info.st_mode & S_IFMT) != S_IFDIR {
                 return candidate
             }
         }
