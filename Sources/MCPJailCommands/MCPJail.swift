@@ -55,7 +55,7 @@ extension MCPJail {
             // leader, waits: when the leader itself called exit, the client's wait for
             // mcpjail took about 1 ms longer (the kernel's reaping of the process spent it
             // invalidating /proc entries), as measured from EOF to exit over 30 runs.
-            Threads.start("mcpjail-exit") { Glibc.exit(status) }
+            guard Threads.tryStart("mcpjail-exit", { Glibc.exit(status) }) == 0 else { Glibc.exit(status) }
             while true { pause() }
         }
         let finished = DispatchSemaphore(value: 0)

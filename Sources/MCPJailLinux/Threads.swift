@@ -12,6 +12,15 @@ public enum Threads {
     public static func start(
         _ name: String, stackSize: Int = 1 << 20, background: Bool = false, _ body: @escaping @Sendable () -> Void
     ) {
+        let status = tryStart(name, stackSize: stackSize, background: background, body)
+        precondition(status == 0, "mcpjail: cannot start thread \(name): \(String(cString: strerror(status)))")
+    }
+
+    /// ``start(_:stackSize:background:_:)`` for callers that have a way on without the
+    /// thread: pthread_create's error number, 0 when the thread runs.
+    public static func tryStart(
+        _ name: String, stackSize: Int = 1 << 20, background: Bool = false, _ body: @escaping @Sendable () -> Void
+    ) -> Int32 {
         final class Box: @unchecked Sendable {
             let name: String
             let background: Bool
@@ -22,7 +31,7 @@ public enum Threads {
                 self.body = body
             }
         }
-        let box = Unmanaged.passRetained(Box(name, background, body)).toOpaque()
+        let box = Unmanaged.passRetained(Box(name, background, body))
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }
@@ -35,8 +44,9 @@ public enum Threads {
             if box.background { _ = mcpjail_lower_thread_priority(10) }
             box.body()
             return nil
-        }, box)
-        precondition(status == 0, "mcpjail: cannot start thread \(name): \(String(cString: strerror(status)))")
+        }, box.toOpaque())
+        if status != 0 { box.release() }
+        return status
     }
 }
 
