@@ -128,13 +128,18 @@ public final class Latch: @unchecked Sendable {
 }
 
 /// A value computed on a thread of its own while the caller goes on, for start-up steps
-/// that need nothing from the steps beside them.
+/// that need nothing from the steps beside them. When no thread can be started, the
+/// caller computes it at once: slower, never a failure.
 public final class Background<Value: Sendable>: @unchecked Sendable {
     private let done = Latch()
     private var result: Value?  // written once, before `done` opens
 
-    public init(_ name: String, _ body: @escaping @Sendable () -> Value) {
-        Threads.start(name) { [self] in
+    public init(_ name: String, stackSize: Int = 1 << 20, _ body: @escaping @Sendable () -> Value) {
+        let started = Threads.tryStart(name, stackSize: stackSize) { [self] in
+            result = body()
+            done.open()
+        }
+        if started != 0 {
             result = body()
             done.open()
         }

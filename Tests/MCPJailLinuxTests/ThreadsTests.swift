@@ -19,6 +19,13 @@ import Testing
         #expect(finished - started >= 50_000_000)
         #expect(pthread_equal(background.value().0, thread) != 0)
     }
+
+    @Test func computesOnTheCallersThreadWhenNoThreadCanStart() {
+        let callerThread = pthread_self()
+        // A stack no machine can map: the thread cannot start.
+        let background = Background("test-no-thread", stackSize: 1 << 60) { pthread_self() }
+        #expect(pthread_equal(background.value(), callerThread) != 0)
+    }
 }
 
 /// `Threads.tryStart`: runs the body on a new thread, or returns pthread_create's error
