@@ -373,19 +373,25 @@ public final class SQLiteIdempotencyStore: IdempotencyStore {
     /// switch a new file to WAL together, SQLite fails one at once with SQLITE_BUSY rather than
     /// wait (deadlock avoidance), or with SQLITE_IOERR_DELETE_NOENT when the other deleted the
     /// rollback journal first, so two `mcpjail run` started together would otherwise fail.
+    /// SQLITE_CANTOPEN is retried a few times only: once in a CI run the race test saw it
+    /// from a file another opener was switching, but it is also what a state directory that
+    /// cannot be written gives, which must fail at once, not after the busy timeout.
     private static func configureWaitingForOthers(_ db: SQLiteConnection, durability: Durability)
         throws(MCPJailError)
     {
         let clock = ContinuousClock()
         let deadline = clock.now + .milliseconds(Int(db.busyTimeoutMilliseconds))
         var pause: UInt32 = 1_000  // µs, doubled up to 32 ms
+        var cannotOpenRetries = 3
         while true {
             db.forgetLastFailure()
             do {
                 try configure(db, durability: durability)
                 return
             } catch {
-                guard db.lastFailureWasAnotherConnection, clock.now < deadline else { throw error }
+                let transientCannotOpen = db.lastFailureCode & 0xFF == SQLITE_CANTOPEN && cannotOpenRetries > 0
+                if transientCannotOpen { cannotOpenRetries -= 1 }
+                guard db.lastFailureWasAnotherConnection || transientCannotOpen, clock.now < deadline else { throw error }
                 usleep(pause + UInt32.random(in: 0..<pause))  // jitter: racing openers drift apart
                 pause = min(pause * 2, 32_000)
             }
