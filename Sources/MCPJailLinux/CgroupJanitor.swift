@@ -17,7 +17,7 @@ public enum CgroupJanitor {
     public static func sweep(_ plan: CgroupPlan, now: Date = Date(), minimumAge: TimeInterval = minimumAge) -> [String] {
         var removed: [String] = []
         for parent in Set(plan.entries.compactMap(\.parent)) {
-            guard let sessions = try? FileManager.default.contentsOfDirectory(atPath: parent) else { continue }
+            guard let sessions = FD.directoryNames(parent) else { continue }
             for name in sessions where isSessionName(name) {
                 let path = parent + "/" + name
                 var info = stat()

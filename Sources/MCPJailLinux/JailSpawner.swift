@@ -94,7 +94,7 @@ public struct JailPlan: Sendable, Equatable {
         // Merged-/usr hosts: /bin, /lib, ... are links into /usr.
         if covered("/usr") {
             for link in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] where !covered(link) {
-                if let destination = try? FileManager.default.destinationOfSymbolicLink(atPath: link) {
+                if let destination = FD.symbolicLinkDestination(link) {
                     mounts.append(.symlink(target: link, destination: destination))
                 }
             }

@@ -33,6 +33,23 @@ public struct SessionRegistry: Sendable {
             case serverPID = "server_pid"
             case profileDigest = "profile_digest"
         }
+
+        /// The entry as `ps` decodes it. Written with JSONObjectWriter, not JSONEncoder:
+        /// every `mcpjail run` registers itself, and JSONEncoder's first use has the runtime
+        /// search every conformance record of the binary three times (~0.3 ms).
+        func json() -> [UInt8] {
+            var object = JSONObjectWriter()
+            object.field(CodingKeys.session.rawValue, session)
+            object.field(CodingKeys.server.rawValue, server)
+            object.field(CodingKeys.pid.rawValue, Int(pid))
+            object.field(CodingKeys.startTicks.rawValue, startTicks)
+            object.field(CodingKeys.bootID.rawValue, bootID)
+            object.field(CodingKeys.serverPID.rawValue, Int(serverPID))
+            object.field(CodingKeys.started.rawValue, started)
+            object.field(CodingKeys.profile.rawValue, profile)
+            object.field(CodingKeys.profileDigest.rawValue, profileDigest)
+            return object.finish()
+        }
     }
 
     /// A registered session's file, removed at its end.
@@ -58,11 +75,10 @@ public struct SessionRegistry: Sendable {
             serverPID: serverPID, started: AuditTime.format(wallClockSeconds()), profile: profilePath,
             profileDigest: profileDigest)
         guard (try? FileManager.default.createDirectory(
-            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])) != nil,
-            let data = try? JSONEncoder().encode(entry)
+            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])) != nil
         else { return nil }
         let path = directory + "/" + session + ".json"
-        guard FD.replaceFile(path, with: [UInt8](data), mode: 0o600) else { return nil }
+        guard FD.replaceFile(path, with: entry.json(), mode: 0o600) else { return nil }
         return Registration(path: path)
     }
 

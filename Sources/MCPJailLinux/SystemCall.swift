@@ -85,6 +85,31 @@ public enum FD {
         return false
     }
 
+    /// The names in directory `path` (without "." and ".."), or nil if it cannot be read.
+    /// Used on `mcpjail run`'s path instead of FileManager, whose listing makes the runtime
+    /// search every conformance record of the binary (~0.1 ms a start).
+    public static func directoryNames(_ path: String) -> [String]? {
+        guard let stream = opendir(path) else { return nil }
+        defer { closedir(stream) }
+        var names: [String] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Where the symbolic link `path` points, or nil if it is not one (readlink(2); see
+    /// ``directoryNames(_:)`` for why not FileManager).
+    public static func symbolicLinkDestination(_ path: String) -> String? {
+        var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX))
+        let length = buffer.withUnsafeMutableBufferPointer { readlink(path, $0.baseAddress!, $0.count) }
+        guard length >= 0 else { return nil }
+        return String(decoding: buffer[..<length], as: UTF8.self)
+    }
+
     /// Grows the pipe behind `fd` to at least `bytes` (F_SETPIPE_SZ), if it is a pipe that
     /// is smaller; returns the pipe's size after, or nil when `fd` is not a pipe or the
     /// kernel refused (an ordinary user over `/proc/sys/fs/pipe-user-pages-soft`).

@@ -32,6 +32,18 @@ struct SessionRegistryTests {
         #expect(registry.live().isEmpty)
     }
 
+    @Test("an entry's JSON decodes to the same entry, whatever its strings hold")
+    func entryRoundTrip() throws {
+        let entry = SessionRegistry.Entry(
+            session: "s\"1\\", server: "time", pid: 7, startTicks: UInt64.max, bootID: "b-\u{1}",
+            serverPID: -1, started: "2026-12-05T12:00:00Z", profile: "/p/tïme \n.toml", profileDigest: "d")
+        let decoded = try JSONDecoder().decode(SessionRegistry.Entry.self, from: Data(entry.json()))
+        #expect(decoded == entry)
+        #expect(decoded != SessionRegistry.Entry(
+            session: "s", server: "time", pid: 7, startTicks: 0, bootID: "b", serverPID: -1,
+            started: "", profile: "", profileDigest: ""))
+    }
+
     /// The pid of a child that has exited and been reaped (so no process has it, until
     /// the kernel hands it out again, which takes a whole pid cycle).
     static func exitedPID() -> pid_t {

@@ -121,6 +121,11 @@ public struct JSONObjectWriter {
         bytes.append(contentsOf: String(value).utf8)
     }
 
+    public mutating func field(_ name: String, _ value: UInt64) {
+        key(name)
+        bytes.append(contentsOf: String(value).utf8)
+    }
+
     public mutating func field(_ name: String, _ value: Bool) {
         key(name)
         bytes.append(contentsOf: (value ? "true" : "false").utf8)
