@@ -74,9 +74,7 @@ public struct SessionRegistry: Sendable {
             session: session, server: server, pid: me.pid, startTicks: me.startTime, bootID: me.bootID,
             serverPID: serverPID, started: AuditTime.format(wallClockSeconds()), profile: profilePath,
             profileDigest: profileDigest)
-        guard (try? FileManager.default.createDirectory(
-            atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])) != nil
-        else { return nil }
+        guard (try? FD.makeDirectories(directory, mode: 0o700)) != nil else { return nil }
         let path = directory + "/" + session + ".json"
         guard FD.replaceFile(path, with: entry.json(), mode: 0o600) else { return nil }
         return Registration(path: path)

@@ -109,13 +109,6 @@ public final class Latch: @unchecked Sendable {
         }
     }
 
-    /// Waits until the latch opens.
-    public func wait() {
-        condition.withLock {
-            while !isOpen { condition.wait() }
-        }
-    }
-
     /// True if the latch opened in time.
     @discardableResult
     public func wait(seconds: Double) -> Bool {
@@ -124,30 +117,5 @@ public final class Latch: @unchecked Sendable {
             while !isOpen, monotonicNanoseconds() < deadline { condition.wait(untilMonotonic: deadline) }
             return isOpen
         }
-    }
-}
-
-/// A value computed on a thread of its own while the caller goes on, for start-up steps
-/// that need nothing from the steps beside them. When no thread can be started, the
-/// caller computes it at once: slower, never a failure.
-public final class Background<Value: Sendable>: @unchecked Sendable {
-    private let done = Latch()
-    private var result: Value?  // written once, before `done` opens
-
-    public init(_ name: String, stackSize: Int = 1 << 20, _ body: @escaping @Sendable () -> Value) {
-        let started = Threads.tryStart(name, stackSize: stackSize) { [self] in
-            result = body()
-            done.open()
-        }
-        if started != 0 {
-            result = body()
-            done.open()
-        }
-    }
-
-    /// The value, once the thread has it.
-    public func value() -> Value {
-        done.wait()
-        return result!
     }
 }

@@ -30,3 +30,41 @@ struct FileSystemCallTests {
         #expect(FD.symbolicLinkDestination(root + "/missing") == nil)
     }
 }
+
+@Suite("FD.makeDirectories (mkdir -p)")
+struct MakeDirectoriesTests {
+    @Test("creates the missing parents with the mode asked, whatever the umask, and leaves existing ones")
+    func createsParents() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("mcpjail-mkdir-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let old = umask(0o077)
+        defer { umask(old) }
+        try FD.makeDirectories(root + "/a/b", mode: 0o751)
+        for path in [root, root + "/a", root + "/a/b"] {
+            var info = stat()
+            #expect(stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR)
+            #expect(info.st_mode & 0o7777 == 0o751, "\(path)")
+        }
+        #expect(chmod(root + "/a", 0o700) == 0)
+        try FD.makeDirectories(root + "/a/b", mode: 0o751)  // all there: nothing changes
+        var info = stat()
+        #expect(stat(root + "/a", &info) == 0 && info.st_mode & 0o7777 == 0o700)
+    }
+
+    @Test("a file in the way, or a parent that cannot be written, is an error naming the path")
+    func failures() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("mcpjail-mkdir-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect(FileManager.default.createFile(atPath: root + "/file", contents: Data()))
+        #expect(throws: SystemCallError("mkdir \(root)/file", errno: ENOTDIR)) {
+            try FD.makeDirectories(root + "/file", mode: 0o700)
+        }
+        #expect(throws: SystemCallError("mkdir \(root)/file/below", errno: ENOTDIR)) {
+            try FD.makeDirectories(root + "/file/below", mode: 0o700)
+        }
+        #expect(throws: SystemCallError("mkdir /proc/mcpjail-no", errno: ENOENT)) {
+            try FD.makeDirectories("/proc/mcpjail-no/x", mode: 0o700)
+        }
+    }
+}
