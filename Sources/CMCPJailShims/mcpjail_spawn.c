@@ -54,11 +54,13 @@ static int cloexec_from_3(void) {
 }
 
 /// Drops every capability: the bounding set (EPERM where this process may not change it,
-/// that is where it holds none to drop), the ambient set, and the effective, permitted
-/// and inheritable sets.
+/// that is where it holds none to drop; EINVAL past the kernel's last capability, where
+/// the loop ends), the ambient set, and the effective, permitted and inheritable sets.
 static int drop_capabilities(void) {
     for (int cap = 0; cap <= 63; cap++) {
-        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL && errno != EPERM) return -1;
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0) continue;
+        if (errno == EINVAL) break;
+        if (errno != EPERM) return -1;
     }
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) return -1;
     struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
