@@ -586,22 +586,7 @@ public final class SessionCgroup: @unchecked Sendable {
 /// Small-file access for cgroupfs and procfs (whose files report size 0).
 enum CgroupFiles {
     static func read(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { _ = Glibc.close(fd) }
-        var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                return nil
-            }
-            if count == 0 { break }
-            out.append(contentsOf: buffer[0..<count])
-            if out.count > 16 << 20 { break }
-        }
-        return String(decoding: out, as: UTF8.self)
+        FileContents.bytes(path, limit: 16 << 20).map { String(decoding: $0, as: UTF8.self) }
     }
 
     static func words(_ path: String) -> [String] {

@@ -74,3 +74,31 @@ def test_a_changed_description_is_withheld_then_diffed_and_approved(jail: Jail):
             assert text_of(await session.call_tool("echo", {"text": "approved"})) == "approved"
 
     anyio.run(served)
+
+
+def test_what_a_session_saw_is_rewritten_only_when_it_changes(jail: Jail):
+    """Each session records the tools it saw (for `mcpjail diff`) in the state directory;
+    when they are what the file already holds it is left alone, not rewritten at every
+    teardown, and when they changed it is replaced."""
+    pinned_fixture(jail, pinned=False)
+    seen = jail.state / "tools-seen" / "pinned.json"
+
+    def session(redefine: bool):
+        async def run():
+            async with connect(jail, "pinned", "legacy") as client:
+                await client.list_tools()
+                if redefine:
+                    assert text_of(await client.call_tool("redefine_echo", {"description": "Echoes, redefined."})) == "redefined"
+                    await anyio.sleep(0.3)
+                    await client.list_tools()
+        anyio.run(run)
+
+    session(redefine=False)
+    first, text = seen.stat(), seen.read_text()
+    assert '"Return the text unchanged."' in text
+    session(redefine=False)
+    again = seen.stat()
+    assert (again.st_ino, again.st_mtime_ns) == (first.st_ino, first.st_mtime_ns), "rewritten though unchanged"
+    session(redefine=True)
+    changed = seen.stat()
+    assert changed.st_ino != first.st_ino and '"Echoes, redefined."' in seen.read_text()
