@@ -24,8 +24,7 @@ public enum CgroupJanitor {
                 guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR else { continue }
                 let changed = Date(timeIntervalSince1970: TimeInterval(info.st_ctim.tv_sec))
                 guard now.timeIntervalSince(changed) >= minimumAge else { continue }
-                let procs = (try? String(contentsOfFile: path + "/cgroup.procs", encoding: .utf8)) ?? "x"
-                guard procs.isEmpty, rmdir(path) == 0 else { continue }
+                guard FileContents.bytes(path + "/cgroup.procs")?.isEmpty == true, rmdir(path) == 0 else { continue }
                 removed.append(path)
             }
         }

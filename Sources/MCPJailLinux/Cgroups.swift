@@ -355,7 +355,7 @@ public final class SessionCgroup: @unchecked Sendable {
     public static func create(
         for profile: Profile, session: String, plan: CgroupPlan
     ) throws(MCPJailError) -> SessionCgroup? {
-        guard !session.isEmpty, !session.contains("/"), session != ".", session != ".." else {
+        guard !session.isEmpty, !session.utf8.contains(UInt8(ascii: "/")), session != ".", session != ".." else {
             throw MCPJailError(.invalidArgument, "invalid cgroup session name '\(session)'")
         }
         if let missing = plan.missingDescription, plan.enforcement == .strict {

@@ -45,7 +45,10 @@ public final class ProfileWatch {
     public init(path: String) throws(SystemCallError) {
         let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         self.path = absolute
-        let parent = (absolute as NSString).deletingLastPathComponent
+        // Its directory, without NSString: a first NSString use sets up CoreFoundation, which
+        // `run` otherwise never needs.
+        let slash = absolute.lastIndex(of: "/") ?? absolute.startIndex
+        let parent = slash == absolute.startIndex ? "/" : String(absolute[..<slash])
         directory = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if directory < 0 { throw SystemCallError("open(\(parent))", errno: errno) }
         if mcpjail_notify_directory_changes(directory, Self.signal) != 0 {

@@ -366,8 +366,9 @@ public final class Session {
     static func childProcesses() -> [pid_t] {
         guard let tasks = FD.directoryNames("/proc/self/task") else { return [] }
         return tasks.flatMap { task -> [pid_t] in
-            guard let text = try? String(contentsOfFile: "/proc/self/task/\(task)/children", encoding: .utf8) else { return [] }
-            return text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { pid_t($0) }
+            guard let text = FileContents.bytes("/proc/self/task/\(task)/children") else { return [] }
+            return text.split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\n") })
+                .compactMap { pid_t(String(decoding: $0, as: UTF8.self)) }
         }
     }
 

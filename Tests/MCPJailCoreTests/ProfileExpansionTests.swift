@@ -49,10 +49,11 @@ struct ProfileExpansionTests {
             command = "\(command)"
             args = ["--repository=${PROFILE_DIR}/.."]
             [filesystem]
-            read_only = ["/srv/${PROFILE_DIR}", "${PROFILE_DIR}x", "${HOME}/x"]
+            read_only = ["/srv/${PROFILE_DIR}", "${PROFILE_DIR}x", "${HOME}/x", "${PROFILE_DIR}/a$/${HOME}"]
             """)
         #expect(problems.map(\.keyPath) == [
             "server.args[0]", "filesystem.read_only[0]", "filesystem.read_only[1]", "filesystem.read_only[2]",
+            "filesystem.read_only[3]",
         ])
     }
 

@@ -18,7 +18,6 @@ public enum ProfileParser {
                 ProfileProblem(file: path, line: nil, keyPath: "", message: "cannot read the file: \(readFailure(failure))")
             ])
         }
-        let data = Data(bytes)
         // realpath(3), relative paths against the current directory.
         let real: String
         if let resolved = realpath(path, nil) {
@@ -28,7 +27,7 @@ public enum ProfileParser {
             real = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
         }
         let profileDirectory = PathSyntax.directoryName(PathSyntax.normalize(real))
-        return try parse(data: data, path: path, name: name, profileDirectory: profileDirectory)
+        return try parse(bytes: bytes, path: path, name: name, profileDirectory: profileDirectory)
     }
 
     /// Validates profile text. `profileDirectory` is what `${PROFILE_DIR}` expands to.
@@ -36,14 +35,22 @@ public enum ProfileParser {
     public static func parse(
         data: Data, path: String, name: String, profileDirectory: String, checkCommand: Bool = true
     ) throws(ProfileError) -> Profile {
-        let digest = data.withUnsafeBytes { SHA256Hex.digest($0) }
-        if let nul = data.firstIndex(of: 0) {
-            let line = data[..<nul].reduce(1) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
+        try parse(bytes: Array(data), path: path, name: name, profileDirectory: profileDirectory, checkCommand: checkCommand)
+    }
+
+    /// ``parse(data:path:name:profileDirectory:checkCommand:)`` of the bytes `load` read, with
+    /// no trip through Foundation's `Data` and its UTF-8 decoding (~0.05 ms of each start).
+    static func parse(
+        bytes: [UInt8], path: String, name: String, profileDirectory: String, checkCommand: Bool = true
+    ) throws(ProfileError) -> Profile {
+        let digest = bytes.withUnsafeBytes { SHA256Hex.digest($0) }
+        if let nul = bytes.firstIndex(of: 0) {
+            let line = bytes[..<nul].reduce(1) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
             throw ProfileError(problems: [
                 ProfileProblem(file: path, line: line, keyPath: "", message: "the file contains a NUL byte")
             ])
         }
-        guard let source = String(data: data, encoding: .utf8) else {
+        guard let source = String(validating: bytes, as: UTF8.self) else {
             throw ProfileError(problems: [
                 ProfileProblem(file: path, line: nil, keyPath: "", message: "the file is not valid UTF-8")
             ])
@@ -618,14 +625,14 @@ final class ProfileValidator {
         }
     }
 
+    /// stat(2) and access(2), not FileManager, whose first use costs `run` ~0.1 ms.
     func checkExecutable(_ command: String, at keyPath: KeyPath) {
-        var isDirectory: ObjCBool = false
-        let manager = FileManager.default
-        if !manager.fileExists(atPath: command, isDirectory: &isDirectory) {
+        var info = stat()
+        if stat(command, &info) != 0 {
             report(keyPath, "\(command) does not exist")
-        } else if isDirectory.boolValue {
+        } else if info.st_mode & S_IFMT == S_IFDIR {
             report(keyPath, "\(command) is a directory, not an executable")
-        } else if !manager.isExecutableFile(atPath: command) {
+        } else if access(command, X_OK) != 0 {
             report(keyPath, "\(command) is not executable")
         }
     }

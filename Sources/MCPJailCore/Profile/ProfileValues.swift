@@ -105,13 +105,13 @@ enum PathSyntax {
             }
             base = profileDirectory.split(separator: "/", omittingEmptySubsequences: true)
             leadingDotDotAllowed = true
-        } else if text.contains("${") {
+        } else if hasVariable(text.utf8) {
             return .failure(
                 "'\(text)': only ${PROFILE_DIR} is expanded, and only at the start of a path")
         } else if !text.hasPrefix("/") {
             return .failure("'\(text)' is a relative path; paths must be absolute (or start with ${PROFILE_DIR})")
         }
-        if rest.contains("${") {
+        if hasVariable(rest.utf8) {
             return .failure(
                 "'\(text)': only ${PROFILE_DIR} is expanded, and only at the start of a path")
         }
@@ -132,6 +132,17 @@ enum PathSyntax {
             }
         }
         return .success(absolute(components))
+    }
+
+    /// Whether the text holds "${". By the UTF-8 bytes: `contains` with a string argument is
+    /// Foundation's, a CFString search for every path of every profile at each start.
+    private static func hasVariable(_ bytes: some Collection<UInt8>) -> Bool {
+        var afterDollar = false
+        for byte in bytes {
+            if afterDollar && byte == UInt8(ascii: "{") { return true }
+            afterDollar = byte == UInt8(ascii: "$")
+        }
+        return false
     }
 
     /// Lexical normalization of an absolute path (no `..` handling beyond dropping it at `/`).
