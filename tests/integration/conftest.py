@@ -435,6 +435,52 @@ def prerequisites():
         pytest.fail(f"missing prerequisites (run `make build`): {', '.join(missing)}", pytrace=False)
 
 
+def session_cgroups() -> set[Path]:
+    """The session cgroups mcpjail has made beside this process's own cgroups (its parents
+    are `mcpjail/` in this process's cgroup of each hierarchy, or at a hierarchy's root)."""
+    mounts = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        fields, kind = left.split(), right.split()
+        if kind and kind[0] in ("cgroup", "cgroup2") and len(fields) >= 5:
+            mounts.append((Path(fields[4]), fields[3]))
+    own = [line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines() if line.count(":") >= 2]
+    found: set[Path] = set()
+    for mount, root in mounts:
+        parents = {mount / "mcpjail"}
+        for path in own:
+            if path.startswith(root):
+                parents.add(mount / path[len(root):].lstrip("/") / "mcpjail")
+        for parent in parents:
+            if parent.is_dir():
+                found.update(child for child in parent.iterdir() if child.is_dir())
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_session_cgroups_left():
+    """Tests that SIGKILL `mcpjail run` (a crash: it cannot clean up) leave their sessions'
+    empty cgroups for the janitor of a later session, which takes those over a minute old.
+    A test run does not leave them on the machine: the ones this run made, once empty, go at
+    its end."""
+    before = session_cgroups()
+    yield
+    removed = 0
+    for path in sorted(session_cgroups() - before):
+        procs = path / "cgroup.procs"
+        if procs.exists() and not procs.read_text().strip():
+            try:
+                path.rmdir()
+                removed += 1
+            except OSError:
+                pass
+            try:
+                path.parent.rmdir()  # the `mcpjail` parent, once nothing else uses it
+            except OSError:
+                pass
+    print(f"\nremoved {removed} empty session cgroups left by SIGKILLed `mcpjail run` processes")
+
+
 # -- a git repository for mcp-server-git (shared by the Python and Swift SDK tests) --------------
 @pytest.fixture
 def git_repo(jail: Jail) -> Path:
