@@ -5,7 +5,8 @@ import Glibc
 /// Foundation's `Data(contentsOf:)` and URL path resolution took 0.13 ms of every start, and
 /// procfs and cgroupfs files report size 0, so this reads until end of file.
 public enum FileContents {
-    /// The file's bytes, at most `limit` of them; nil on a failure, `errno` saying which.
+    /// The file's bytes (reading stops once `limit` or more are in); nil on a failure,
+    /// `errno` saying which.
     public static func bytes(_ path: String, limit: Int = .max) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }

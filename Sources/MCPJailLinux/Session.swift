@@ -207,8 +207,8 @@ public final class Session {
         guard let seen = review.observed else { return }
         let path = state.toolsSeen(profile.name)
         let bytes = seen.encoded()
-        // Usually the same tools as last time: then the file is left as it is (a rewrite and
-        // rename cost each session's teardown ~0.4 ms).
+        // Usually the same tools as last time: then the file is left as it is (rewriting and
+        // renaming it made teardown 1.4-2.5 ms longer, EOF to exit, interleaved medians).
         if FileContents.bytes(path) == bytes { return }
         try? FD.makeDirectories(state.toolsSeenDirectory, mode: 0o700)
         _ = FD.replaceFile(path, with: bytes, mode: 0o600)

@@ -87,11 +87,11 @@ public enum FD {
 
     /// Creates directory `path` and any missing parents, each with `mode` (`mkdir -p`); a
     /// directory that exists is left as it is. On `mcpjail run`'s path instead of FileManager,
-    /// whose first use cost each start about 0.6 ms (setting up FileManager itself).
+    /// which sets itself up at its first use and takes several calls per directory.
     public static func makeDirectories(_ path: String, mode: mode_t) throws(SystemCallError) {
         // Usually all there: one mkdir, then a walk from the root only when a parent is missing.
         if try makeDirectory(path, mode: mode) { return }
-        var prefix = ""
+        var prefix = path.hasPrefix("/") ? "" : "."
         for component in path.split(separator: "/", omittingEmptySubsequences: true) {
             prefix += "/" + component
             guard try makeDirectory(prefix, mode: mode) else { throw SystemCallError("mkdir \(prefix)", errno: ENOENT) }
