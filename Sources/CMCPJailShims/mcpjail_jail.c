@@ -6,7 +6,7 @@
 //   wait for the parent (id maps, cgroup) -> identity -> private mounts -> new tmpfs root
 //   -> the profile's mounts -> pivot_root -> root read-only -> [the parent inspects the
 //      jail's root: pins] -> hostname, loopback
-//   -> pid 1 init: fork the server (mcpjail_spawn_child: caps, no_new_privs, seccomp, exec)
+//   -> pid 1 init: vfork the server (mcpjail_spawn_child: caps, no_new_privs, seccomp, exec)
 //      and reap, forwarding signals, until the server exits.
 #define _GNU_SOURCE
 #include "mcpjail_jail.h"
@@ -409,13 +409,33 @@ static void init_forward_signal(int sig) {
     if (init_server_pid > 0) kill(init_server_pid, sig);
 }
 
+/// What the server's process runs first: on `server_stack`, in init's memory, while init
+/// waits (CLONE_VFORK) for its exec or its failure.
+struct server_start {
+    const struct mcpjail_jail_config *config;
+    int error_fd;
+};
+
+static int start_server(void *argument) {
+    const struct server_start *start = argument;
+    mcpjail_spawn_child(&start->config->process, start->error_fd, 1);
+}
+
+/// The server's stack until its exec. mcpjail_spawn_child needs well under 4 KiB of it.
+static char server_stack[64 * 1024] __attribute__((aligned(16)));
+
 /// pid 1 of the jail: starts the server and reaps every process until the server exits,
 /// then exits with its status (128 + signal when it was killed). Not dumpable, so the
 /// server can neither read its memory or environment nor open /proc/1/exe.
 static void run_init(const struct mcpjail_jail_config *config, int error_fd) {
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_INIT_FORK);
-    // mcpjail's own handlers and mask came along with the clone: start from the defaults,
-    // forward the stopping signals, and block nothing.
+    // mcpjail's own handlers came along with the clone: start from the defaults and
+    // forward the stopping signals. Everything stays blocked until the server's pid is
+    // known, so that a signal sent meanwhile is forwarded rather than lost; the server's
+    // process unblocks its own once its handlers are the defaults (mcpjail_spawn_child).
+    sigset_t all;
+    sigfillset(&all);
+    if (sigprocmask(SIG_SETMASK, &all, NULL) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_SIGNALS);
     struct sigaction action;
     memset(&action, 0, sizeof(action));
     sigemptyset(&action.sa_mask);
@@ -426,16 +446,17 @@ static void run_init(const struct mcpjail_jail_config *config, int error_fd) {
     action.sa_handler = init_forward_signal;
     int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
     for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++) sigaction(forwarded[i], &action, NULL);
+
+    // posix_spawn's shape: the server's process shares init's memory until its exec
+    // (CLONE_VM | CLONE_VFORK), so no copy of the address space init inherited from
+    // mcpjail is made, nor torn down again by the exec. glibc's clone() takes no locks.
+    struct server_start start = { config, error_fd };
+    pid_t server = clone(start_server, server_stack + sizeof(server_stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &start);
+    if (server < 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_INIT_FORK);
+    init_server_pid = server;
     sigset_t none;
     sigemptyset(&none);
     if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_SIGNALS);
-
-    // A raw clone, not fork(): glibc's fork takes locks (malloc's, stdio's) that another
-    // thread of mcpjail may have held at the moment of the first clone.
-    pid_t server = (pid_t)syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, 0);
-    if (server < 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_INIT_FORK);
-    if (server == 0) mcpjail_spawn_child(&config->process, error_fd, 1);
-    init_server_pid = server;
 
     // Hold nothing of mcpjail's: the server's exec (or its failure report) ends the parent's wait.
     syscall(SYS_close_range, 0U, ~0U, 0U);

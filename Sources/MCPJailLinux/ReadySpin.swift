@@ -13,11 +13,13 @@ import Glibc
 /// Adaptive, so that slow peers cost nothing: the reader spins only when its previous wait
 /// ended within ``budget`` (the profile's `[limits] relay_spin`, default 200 µs); after a
 /// longer one it blocks at once, until a wait is short again. An idle session sleeps in
-/// read(2) as before.
+/// read(2) as before. The first wait blocks: it is for the server's start-up or the
+/// client's first message, never quick, and a spin then takes a CPU from the server
+/// while it starts.
 struct ReadySpin {
     /// Longest spin, in nanoseconds; 0 never spins.
     let budget: UInt64
-    private var lastWaitWasShort = true
+    private var lastWaitWasShort = false
     private var waitStarted: UInt64 = 0
 
     init(budget: UInt64) { self.budget = budget }

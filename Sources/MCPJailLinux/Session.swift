@@ -166,9 +166,9 @@ public final class Session {
         let registration = SessionRegistry(state: state).register(
             session: sessionID, server: profile.name, profilePath: profile.path, profileDigest: profile.digest, serverPID: server.pid)
         defer { registration?.remove() }
-        // Start-up is over: let the code only it needed leave the resident set (last, as
-        // the sweep and the registration fault in code of their own).
-        _ = mcpjail_release_startup_pages()
+        // The code only start-up needed leaves the resident set after the first tool call
+        // (Relay), not here: released now, while the server starts, the relay faulted its
+        // own code back in on the path of the handshake's first answer.
 
         let (status, timedOut, revoked) = supervise(server: server, relay: relay, events: events, watch: watch, codeWatch: codeWatch)
         watch?.stop()

@@ -14,6 +14,25 @@ import Testing
         return monotonicNanoseconds() - start
     }
 
+    /// A spin that has seen one quick wait, so its next wait spins.
+    private func primed(budget: UInt64, _ fd: Int32) -> ReadySpin {
+        var spin = ReadySpin(budget: budget)
+        spin.beforeRead(fd)
+        spin.afterRead()
+        return spin
+    }
+
+    @Test func theFirstWaitBlocksAtOnce() throws {
+        // The first wait is for the server's start-up or the client's first message: never
+        // quick, so spinning then would only take a CPU from the starting server.
+        let (readFD, writeFD) = try FD.pipe()
+        defer { FD.close(readFD); FD.close(writeFD) }
+        var spin = ReadySpin(budget: Self.budget)
+        #expect(elapsed { spin.beforeRead(readFD) } < Self.budget / 2)
+        spin.afterRead()
+        #expect(elapsed { spin.beforeRead(readFD) } >= Self.budget)
+    }
+
     @Test func returnsAtOnceWhenDataIsWaiting() throws {
         let (readFD, writeFD) = try FD.pipe()
         defer { FD.close(readFD); FD.close(writeFD) }
@@ -29,7 +48,7 @@ import Testing
             usleep(20_000)
             try? FD.writeAll(writeFD, Array("x\n".utf8))
         }
-        var spin = ReadySpin(budget: 100 * Self.budget)  // 5 s: only the data ends it early
+        var spin = primed(budget: 100 * Self.budget, readFD)  // 5 s: only the data ends it early
         writer.start()
         let waited = elapsed { spin.beforeRead(readFD) }
         #expect(waited >= 15_000_000 && waited < 50 * Self.budget)
@@ -40,7 +59,7 @@ import Testing
     @Test func givesUpAfterItsBudget() throws {
         let (readFD, writeFD) = try FD.pipe()
         defer { FD.close(readFD); FD.close(writeFD) }
-        var spin = ReadySpin(budget: Self.budget)
+        var spin = primed(budget: Self.budget, readFD)
         let waited = elapsed { spin.beforeRead(readFD) }
         #expect(waited >= Self.budget && waited < 20 * Self.budget)
     }
@@ -48,7 +67,7 @@ import Testing
     @Test func stopsSpinningAfterALongWaitAndResumesAfterAShortOne() throws {
         let (readFD, writeFD) = try FD.pipe()
         defer { FD.close(readFD); FD.close(writeFD) }
-        var spin = ReadySpin(budget: Self.budget)
+        var spin = primed(budget: Self.budget, readFD)
         spin.beforeRead(readFD)
         usleep(UInt32(2 * Self.budget / 1000))  // the read that followed blocked long
         spin.afterRead()
