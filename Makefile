@@ -7,8 +7,15 @@ SWIFT ?= swift
 # conformance records for each requirement (~0.1 ms a search). The linker keeps one copy of
 # each shared specialization, and it may be a dependency's, so a flag on our modules alone
 # left 8 such searches in each `mcpjail run`; this leaves none (README, Performance).
+# mcpjail links FoundationEssentials, not Foundation (which brings ICU and CoreFoundation
+# into every start: README, Performance). TOMLKit imports Foundation, which made every
+# module that imports it ask the linker for Foundation, and the linker then took shared
+# symbols from it; no module asks now, and the targets that do use Foundation (tests, the
+# Swift SDK client) name it in Package.swift. A use of Foundation in mcpjail fails its link.
 SWIFTPM_FLAGS := --disable-local-rpath \
-	-Xswiftc -Xfrontend -Xswiftc -disable-concrete-type-metadata-mangled-name-accessors
+	-Xswiftc -Xfrontend -Xswiftc -disable-concrete-type-metadata-mangled-name-accessors \
+	-Xswiftc -Xfrontend -Xswiftc -disable-autolink-library -Xswiftc -Xfrontend -Xswiftc Foundation \
+	-Xswiftc -Xfrontend -Xswiftc -disable-autolink-library -Xswiftc -Xfrontend -Xswiftc FoundationInternationalization
 VENV := .venv
 PY := $(VENV)/bin/python
 

@@ -2,6 +2,12 @@
 // mcpjail: a sandbox launcher and containment supervisor for MCP servers on Linux.
 import PackageDescription
 
+/// For the targets that use Foundation itself (tests, the Swift SDK client): the Makefile
+/// turns off the automatic linking of Foundation, which mcpjail must not load.
+let foundation: [LinkerSetting] = [
+    .linkedLibrary("Foundation"), .linkedLibrary("FoundationInternationalization"), .linkedLibrary("_FoundationICU"),
+]
+
 let strict: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .treatAllWarnings(as: .error),
@@ -29,6 +35,7 @@ let package = Package(
         .systemLibrary(name: "CLibSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         .systemLibrary(name: "CLibCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CPCRE2", pkgConfig: "libpcre2-8", providers: [.apt(["libpcre2-dev"])]),
         // Profiles, JSON-RPC framing, relay decisions, audit model. No privileges needed to test.
         .target(
             name: "MCPJailCore",
@@ -36,6 +43,7 @@ let package = Package(
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "JWTKit", package: "jwt-kit"),
+                "CPCRE2",
             ],
             swiftSettings: strict
         ),
@@ -61,6 +69,7 @@ let package = Package(
             dependencies: [
                 "MCPJailCore", "MCPJailLinux", "MCPJailStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -76,18 +85,16 @@ let package = Package(
             name: "mcpjail", dependencies: ["MCPJailCommands"], swiftSettings: strict,
             linkerSettings: [
                 .unsafeFlags(["-static-executable", "-use-ld=lld", "-Xclang-linker", "-static-pie", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(platforms: [.linux])),
-                // Libraries under Foundation that a static debug build (no dead stripping)
-                // needs and is not told of by the modules it imports.
-                .linkedLibrary("_FoundationICU", .when(platforms: [.linux])),
+                // Libraries under FoundationEssentials that a static debug build (no dead
+                // stripping) needs and is not told of by the modules it imports.
                 .linkedLibrary("_FoundationCollections", .when(platforms: [.linux])),
                 .linkedLibrary("_FoundationCShims", .when(platforms: [.linux])),
-                .linkedLibrary("CoreFoundation", .when(platforms: [.linux])),
             ]),
         // A real MCP client built on the official Swift SDK, used by the integration tests.
         .executableTarget(
             name: "mcpjail-swift-client",
             dependencies: [.product(name: "MCP", package: "swift-sdk")],
-            swiftSettings: strict
+            swiftSettings: strict, linkerSettings: foundation
         ),
         // Micro-benchmarks of hot paths (schema validation), run in a release build.
         .executableTarget(name: "mcpjail-microbench", dependencies: ["MCPJailCore"], swiftSettings: strict),
@@ -98,18 +105,20 @@ let package = Package(
             name: "MCPJailCoreTests",
             // jwt-kit here signs the tests' own tokens, a cross-check of mcpjail's verifier.
             dependencies: ["MCPJailCore", .product(name: "JWTKit", package: "jwt-kit")],
-            swiftSettings: strict
+            swiftSettings: strict, linkerSettings: foundation
         ),
-        .testTarget(name: "MCPJailLinuxTests", dependencies: ["MCPJailLinux", "MCPJailCore", "CMCPJailShims"], swiftSettings: strict),
+        .testTarget(
+            name: "MCPJailLinuxTests", dependencies: ["MCPJailLinux", "MCPJailCore", "CMCPJailShims"],
+            swiftSettings: strict, linkerSettings: foundation),
         .testTarget(
             name: "MCPJailCommandsTests",
             dependencies: ["MCPJailCommands", "MCPJailCore", "MCPJailLinux", "MCPJailStore"],
-            swiftSettings: strict
+            swiftSettings: strict, linkerSettings: foundation
         ),
         .testTarget(
             name: "MCPJailStoreTests",
             dependencies: ["MCPJailStore", "MCPJailCore", "CSQLite", "mcpjail-idem-probe"],
-            swiftSettings: strict
+            swiftSettings: strict, linkerSettings: foundation
         ),
     ]
 )

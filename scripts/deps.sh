@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # The -dev packages hold the static archives mcpjail links into its one static binary
 # (libseccomp.a, libcap.a, libsqlite3.a; libc.a; libstdc++.a and libgcc_eh.a for the Swift runtime).
-apt_packages=(libseccomp-dev libcap-dev libsqlite3-dev libc6-dev libstdc++-12-dev libgcc-12-dev
+apt_packages=(libseccomp-dev libcap-dev libsqlite3-dev libpcre2-dev libc6-dev libstdc++-12-dev libgcc-12-dev
   python3-venv bubblewrap iproute2 util-linux procps git curl)
 missing=()
 for p in "${apt_packages[@]}"; do

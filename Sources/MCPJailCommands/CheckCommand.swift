@@ -1,6 +1,6 @@
 import ArgumentParser
 import Glibc
-import Foundation
+import FoundationEssentials
 import MCPJailCore
 
 /// `mcpjail check NAME`: validate a profile and print the effective policy.

@@ -1,6 +1,8 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import MCPJailCore
+import SystemPackage
 
 /// `mcpjail client-config CLIENT NAME`: the snippet that points a client at `mcpjail run NAME`.
 struct ClientConfig: AsyncParsableCommand {
@@ -55,7 +57,7 @@ struct ClientConfig: AsyncParsableCommand {
         var args = ["run"]
         if passProfileDirectory {
             // The directory the profile was found in, already absolute.
-            let directory = (profile.path as NSString).deletingLastPathComponent
+            let directory = FilePath(profile.path).removingLastComponent().string
             args += ["--profiles", directory]
         }
         args.append(name)
@@ -89,7 +91,7 @@ struct ClientConfig: AsyncParsableCommand {
     /// `mcpjail`, found on the client's PATH.
     static func currentExecutable() -> String {
         if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"),
-            path.hasPrefix("/"), (path as NSString).lastPathComponent == "mcpjail"
+            path.hasPrefix("/"), FilePath(path).lastComponent?.string == "mcpjail"
         {
             return path
         }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import Glibc
 import MCPJailCore
 import MCPJailLinux
@@ -60,8 +60,8 @@ struct Doctor: AsyncParsableCommand {
         lines.append("mcpjail doctor: what this kernel gives uid \(features.euid)\(features.euid == 0 ? " (root)" : "")")
         let width = findings.map(\.check.count).max() ?? 0
         for finding in findings {
-            let status = finding.status.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
-            lines.append("  \(status) \(finding.check.padding(toLength: width, withPad: " ", startingAt: 0))  \(finding.detail)")
+            let status = finding.status.rawValue.padded(to: 8)
+            lines.append("  \(status) \(finding.check.padded(to: width))  \(finding.detail)")
             if let hint = finding.hint {
                 lines.append("  \(String(repeating: " ", count: 8)) \(String(repeating: " ", count: width))  hint: \(hint)")
             }
@@ -85,8 +85,8 @@ struct Doctor: AsyncParsableCommand {
             for limit in protections.limits {
                 let mark = limit.enforced ? "" : "  (NOT ENFORCED)"
                 lines.append(
-                    "    \(limit.key.padding(toLength: keyWidth, withPad: " ", startingAt: 0))  "
-                        + "\(limit.value.padding(toLength: valueWidth, withPad: " ", startingAt: 0))  \(limit.mechanism)\(mark)")
+                    "    \(limit.key.padded(to: keyWidth))  "
+                        + "\(limit.value.padded(to: valueWidth))  \(limit.mechanism)\(mark)")
             }
             lines.append("    seccomp: \(protections.seccomp)")
             lines.append("    network: \(protections.network)")

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import MCPJailCore
 import MCPJailStore
 
@@ -260,7 +261,7 @@ extension IdempotencySubcommand {
     func run() async throws {
         let code = try execute(
             environment: ProcessInfo.processInfo.environment, isRoot: geteuid() == 0, now: IdempotencyDefaults.now(),
-            output: { print($0) }, errors: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) })
+            output: { print($0) }, errors: { writeStandardError($0 + "\n") })
         if code != 0 { throw ExitCode(code) }
     }
 }

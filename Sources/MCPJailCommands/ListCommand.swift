@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import MCPJailCore
 
 /// `mcpjail list`: the allowlisted servers.
@@ -56,7 +57,7 @@ struct List: AsyncParsableCommand {
         let widths = (0..<width).map { column in rows.map { $0[column].count }.max() ?? 0 }
         return rows.map { row in
             row.enumerated().map { column, cell in
-                column == width - 1 ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+                column == width - 1 ? cell : cell.padded(to: widths[column])
             }.joined(separator: "  ")
         }.joined(separator: "\n") + "\n"
     }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import Glibc
 import MCPJailCore
 import MCPJailLinux
@@ -67,9 +67,9 @@ struct Pin: ParsableCommand {
             lines.append("\(lockPath): unchanged")
         } else {
             do {
-                try Data(bytes).write(to: URL(fileURLWithPath: lockPath), options: .atomic)
+                try FileContents.replace(lockPath, with: bytes, mode: 0o644)
             } catch {
-                throw MCPJailError(.io, "cannot write \(lockPath): \(error.localizedDescription)")
+                throw MCPJailError(.io, "cannot write \(lockPath): \(error)")
             }
             lines.append("\(lockPath): \(previous == nil ? "written" : "updated")\(Self.changeSummary(previous: previous, lockPath: lockPath, new: lock))")
         }
@@ -101,9 +101,9 @@ struct Pin: ParsableCommand {
             lines.append("\(path): unchanged (\(lock.tools.count) tools)")
         } else {
             do {
-                try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
+                try FileContents.replace(path, with: bytes, mode: 0o644)
             } catch {
-                throw MCPJailError(.io, "cannot write \(path): \(error.localizedDescription)")
+                throw MCPJailError(.io, "cannot write \(path): \(error)")
             }
             lines.append("\(path): \(previous == nil ? "written" : "updated") (\(lock.tools.count) tools: \(lock.tools.keys.sorted().joined(separator: ", ")))")
         }
@@ -148,6 +148,7 @@ struct Pin: ParsableCommand {
     }
 
     static func megabytes(_ bytes: Int) -> String {
-        String(format: "%.1f MB", Double(bytes) / 1_000_000)
+        let tenths = Int((Double(bytes) / 100_000).rounded())
+        return "\(tenths / 10).\(tenths % 10) MB"
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import MCPJailCore
 
 /// `--profiles DIR`, shared by every command that reads profiles.
@@ -37,8 +38,8 @@ struct ProfileCommandOutput: Equatable {
 
     /// Writes both streams; throws `ExitCode` for a non-zero status.
     func emit() throws {
-        if !stdout.isEmpty { FileHandle.standardOutput.write(Data(stdout.utf8)) }
-        if !stderr.isEmpty { FileHandle.standardError.write(Data(stderr.utf8)) }
+        if !stdout.isEmpty { writeStandardOutput(stdout) }
+        if !stderr.isEmpty { writeStandardError(stderr) }
         if status != 0 { throw ExitCode(status) }
     }
 

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import Glibc
 import MCPJailCore
 import MCPJailLinux
@@ -75,7 +75,7 @@ struct Revoke: AsyncParsableCommand {
             throw reportFailure(MCPJailError(.io, "cannot read \(path)"))
         }
         let header = "# revoked \(AuditTime.format(Date().timeIntervalSince1970)) by uid \(geteuid()): "
-            + reason.replacingOccurrences(of: "\n", with: " ") + "\n"
+            + reason.replacing("\n", with: " ") + "\n"
         guard FileManager.default.createFile(atPath: target + ".tmp", contents: Data(header.utf8) + original),
             rename(target + ".tmp", target) == 0
         else {

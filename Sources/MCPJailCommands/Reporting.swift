@@ -1,7 +1,9 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import Logging
 import MCPJailCore
+import MCPJailLinux
 
 /// Prints `error` as the user's one line(s) on stderr (`mcpjail: what: why (hint: ...)`)
 /// and returns the exit code to throw. Used by every command instead of ArgumentParser's
@@ -13,8 +15,18 @@ func reportFailure(_ error: any Error) -> ExitCode {
     case let error as ProfileError: text = error.mcpjailError.description
     default: text = "mcpjail: \(error)"
     }
-    FileHandle.standardError.write(Data((text + "\n").utf8))
+    writeStandardError(text + "\n")
     return ExitCode(1)
+}
+
+/// Writes `text` to stderr in full, unbuffered (Foundation's `FileHandle` is not linked).
+func writeStandardError(_ text: String) {
+    try? FD.writeAll(STDERR_FILENO, Array(text.utf8))
+}
+
+/// Writes `text` to stdout in full, unbuffered.
+func writeStandardOutput(_ text: String) {
+    try? FD.writeAll(STDOUT_FILENO, Array(text.utf8))
 }
 
 /// Diagnostics go to stderr (an MCP client shows a server's stderr in its logs); the

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import MCPJailCore
 
 /// `mcpjail token`: keys and bearer tokens for per-call authentication.
@@ -67,7 +68,7 @@ extension Token {
         func run() async throws {
             do {
                 let token = try await token(now: Date())
-                FileHandle.standardOutput.write(Data((token + "\n").utf8))
+                writeStandardOutput(token + "\n")
             } catch {
                 throw reportFailure(error)
             }
@@ -119,7 +120,7 @@ extension Token {
 
         func run() throws {
             do {
-                FileHandle.standardOutput.write(Data(try output().utf8))
+                writeStandardOutput(try output())
             } catch {
                 throw reportFailure(error)
             }

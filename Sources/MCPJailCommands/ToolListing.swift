@@ -1,6 +1,8 @@
-import Foundation
+import FoundationEssentials
 import Glibc
 import MCPJailCore
+import MCPJailLinux
+import SystemPackage
 
 /// What a server offers now, read the way a client would: `mcpjail run NAME` (so the server
 /// runs jailed, with its file pins verified), `initialize`, then every page of `tools/list`.
@@ -12,28 +14,30 @@ enum ToolListing {
     static func observe(profile: Profile, state: StateDirectory) throws(MCPJailError) -> ToolLock {
         let seenPath = state.toolsSeen(profile.name)
         unlink(seenPath)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
-        process.arguments = ["run", profile.name, "--profiles", (profile.path as NSString).deletingLastPathComponent]
         var environment = ProcessInfo.processInfo.environment
         environment["MCPJAIL_STATE_DIR"] = state.path
-        process.environment = environment
-        let input = Pipe()
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = errors
+        let profiles = FilePath(profile.path).removingLastComponent().string
+        let process: ChildProcess
+        let input: (read: Int32, write: Int32)
+        let output: (read: Int32, write: Int32)
+        let errors: (read: Int32, write: Int32)
         do {
-            try process.run()
+            input = try FD.pipe()
+            output = try FD.pipe()
+            errors = try FD.pipe()
+            process = try ChildProcess(
+                "/proc/self/exe", ["run", profile.name, "--profiles", profiles], environment: environment,
+                stdin: input.read, stdout: output.write, stderr: errors.write)
         } catch {
-            throw MCPJailError(.spawnFailed, "cannot start mcpjail run \(profile.name): \(error.localizedDescription)")
+            throw MCPJailError(.spawnFailed, "cannot start mcpjail run \(profile.name): \(error)")
         }
-        let watchdog = DispatchWorkItem { if process.isRunning { process.terminate() } }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeoutSeconds, execute: watchdog)
-        defer { watchdog.cancel() }
-        var reader = LineSource(handle: output.fileHandleForReading)
-        func send(_ line: String) { input.fileHandleForWriting.write(Data((line + "\n").utf8)) }
+        for fd in [input.read, output.write, errors.write] { FD.close(fd) }
+        defer { for fd in [output.read, errors.read] { FD.close(fd) } }
+        process.terminate(after: timeoutSeconds)
+        // Drained as it comes, so that a chatty stderr cannot stall the child.
+        let stderrText = StreamText(errors.read)
+        var reader = LineSource(fd: output.read)
+        func send(_ line: String) { try? FD.writeAll(input.write, Array((line + "\n").utf8)) }
         func reply(to id: String) -> JSONValue? {
             while let line = reader.next() {
                 if let message = try? JSONParser.parse(line), message["id"]?.stringValue == id { return message }
@@ -59,36 +63,63 @@ enum ToolListing {
         } else {
             failure = "the server did not answer initialize"
         }
-        try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
-        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        FD.close(input.write)
+        process.wait()
+        let stderr = stderrText.wait()
         if let failure {
             throw MCPJailError(
                 .spawnFailed, "cannot list the tools of \(profile.name): \(failure)",
                 hint: stderr.split(separator: "\n").last.map(String.init))
         }
-        guard let data = FileManager.default.contents(atPath: seenPath) else {
+        guard let data = FileContents.bytes(seenPath) else {
             throw MCPJailError(.io, "the session of \(profile.name) recorded no tools in \(seenPath)")
         }
-        return try ToolLock.decode(Array(data), file: seenPath)
+        return try ToolLock.decode(data, file: seenPath)
     }
 
     /// Newline-delimited lines from a pipe.
     struct LineSource {
-        let handle: FileHandle
+        let fd: Int32
         var buffer: [UInt8] = []
 
         mutating func next() -> [UInt8]? {
+            var chunk = [UInt8](repeating: 0, count: 64 * 1024)
             while true {
                 if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
                     let line = Array(buffer[..<newline])
                     buffer.removeSubrange(...newline)
                     return line
                 }
-                let chunk = handle.availableData
-                if chunk.isEmpty { return nil }
-                buffer += chunk
+                let count = (try? chunk.withUnsafeMutableBytes { bytes throws(SystemCallError) in try FD.read(fd, into: bytes) }) ?? 0
+                if count <= 0 { return nil }
+                buffer += chunk[..<count]
             }
+        }
+    }
+
+    /// Everything a pipe carries until end of file, read on a thread of its own.
+    final class StreamText: @unchecked Sendable {
+        private let done = Latch()
+        private var text = ""  // written before `done` opens, read after
+
+        init(_ fd: Int32) {
+            Threads.start("mcpjail-stderr") { [self] in
+                var bytes: [UInt8] = []
+                var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+                while true {
+                    let count = (try? chunk.withUnsafeMutableBytes { buffer throws(SystemCallError) in try FD.read(fd, into: buffer) }) ?? 0
+                    if count <= 0 { break }
+                    bytes += chunk[..<count]
+                }
+                text = String(decoding: bytes, as: UTF8.self)
+                done.open()
+            }
+        }
+
+        /// The text, once the writers closed the pipe.
+        func wait() -> String {
+            done.wait()
+            return text
         }
     }
 }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import Glibc
 import MCPJailCore
 import MCPJailLinux
@@ -77,7 +77,7 @@ struct Diff: ParsableCommand {
         let visible = text.unicodeScalars.map { scalar -> String in
             scalar.properties.isWhitespace && scalar != " " || scalar.value < 0x20 || (0xE0000...0xE007F).contains(scalar.value)
                 || (0x200B...0x200F).contains(scalar.value) || (0x202A...0x202E).contains(scalar.value)
-                ? String(format: "\\u{%X}", scalar.value) : String(scalar)
+                ? "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}" : String(scalar)
         }.joined()
         return visible.count > 300 ? String(visible.prefix(300)) + "…" : visible
     }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Glibc
 import MCPJailCore
 
@@ -52,7 +52,7 @@ public struct HostFeatures: Sendable {
     }
 
     private func read(_ path: String) -> String? {
-        CgroupFiles.read(path)?.trimmingCharacters(in: .whitespacesAndNewlines)
+        CgroupFiles.read(path)?.trimmingWhitespace()
     }
 
     /// max_user_namespaces, Debian's unprivileged_userns_clone, and Ubuntu 24.04's AppArmor

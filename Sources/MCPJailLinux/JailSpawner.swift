@@ -1,5 +1,5 @@
 import CMCPJailShims
-import Foundation
+import FoundationEssentials
 import Glibc
 import MCPJailCore
 
@@ -338,11 +338,7 @@ public struct JailSpawner: ServerSpawner {
         /// test can swap files in exactly that window.
         private static func runDebugPinHook(profileName: String) {
             guard let hook = ProcessInfo.processInfo.environment["MCPJAIL_DEBUG_PIN_HOOK"], !hook.isEmpty else { return }
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: hook)
-            process.arguments = [profileName]
-            try? process.run()
-            process.waitUntilExit()
+            (try? ChildProcess(hook, [profileName], environment: ProcessInfo.processInfo.environment))?.wait()
         }
     #endif
 

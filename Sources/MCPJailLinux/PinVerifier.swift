@@ -1,5 +1,5 @@
 import CMCPJailShims
-import Foundation
+import FoundationEssentials
 import Glibc
 import MCPJailCore
 

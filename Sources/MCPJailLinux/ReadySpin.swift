@@ -1,4 +1,5 @@
 import Glibc
+import MCPJailCore
 
 /// Waits a short while for an fd to become readable by polling it and yielding the CPU,
 /// before the relay blocks in read(2).

@@ -1,5 +1,5 @@
 import CMCPJailShims
-import Foundation
+import FoundationEssentials
 import Glibc
 import Logging
 import MCPJailCore
@@ -318,7 +318,7 @@ public final class Relay: @unchecked Sendable {
         let meta = Self.forwardableMeta(request)
         sendCatalogRequest(cursor: nil, meta: meta)
         let timeout = policy.timeout(method: "tools/list", tool: nil)
-        return policy.catalog.waitForLoad(deadline: Date(timeIntervalSinceNow: timeout.secondsValue))
+        return policy.catalog.waitForLoad(untilMonotonic: monotonicNanoseconds() + UInt64(timeout.secondsValue * 1e9))
     }
 
     /// The caller's `_meta` without mcpjail's keys and the progress token, for the

@@ -155,18 +155,3 @@ public enum FD {
         try systemCall("fcntl") { fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
     }
 }
-
-/// Monotonic time in nanoseconds, for latencies.
-@inline(__always)
-public func monotonicNanoseconds() -> UInt64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
-}
-
-/// Wall-clock time in seconds since the epoch, with microseconds.
-public func wallClockSeconds() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec / 1000) / 1_000_000
-}

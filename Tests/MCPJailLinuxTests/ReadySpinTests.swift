@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import MCPJailCore
 import Testing
 @testable import MCPJailLinux
 

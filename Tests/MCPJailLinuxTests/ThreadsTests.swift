@@ -1,4 +1,5 @@
 import Glibc
+import MCPJailCore
 import Testing
 @testable import MCPJailLinux
 

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Glibc
 
 /// What per-call authentication checks, as plain values (a profile's `[auth]` table fills
@@ -65,22 +65,15 @@ enum KeyFile {
 
     /// The file's bytes, or an error naming the file and why.
     static func read(_ path: String) throws(MCPJailError) -> [UInt8] {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            let reason = FileManager.default.fileExists(atPath: path) ? "not readable" : "no such file"
+        guard let data = FileContents.bytes(path, limit: maxBytes + 1) else {
+            let reason = errno == ENOENT ? "no such file" : String(cString: strerror(errno))
             throw MCPJailError(.authKey, "cannot read key file \(path): \(reason)")
-        }
-        defer { try? handle.close() }
-        let data: Data
-        do {
-            data = try handle.read(upToCount: maxBytes + 1) ?? Data()
-        } catch {
-            throw MCPJailError(.authKey, "cannot read key file \(path): \(error.localizedDescription)")
         }
         guard data.count <= maxBytes else {
             throw MCPJailError(.authKey, "key file \(path) is larger than \(maxBytes / 1024) KiB: not a key")
         }
         guard !data.isEmpty else { throw MCPJailError(.authKey, "key file \(path) is empty") }
-        return [UInt8](data)
+        return data
     }
 
     /// The `-----BEGIN LABEL-----` labels in the text, or nil when it is not PEM at all.
@@ -89,7 +82,7 @@ enum KeyFile {
         guard text.contains("-----BEGIN ") else { return nil }
         var labels: [String] = []
         for line in text.split(whereSeparator: \.isNewline) {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let trimmed = line.trimmingWhitespace()
             if trimmed.hasPrefix("-----BEGIN "), trimmed.hasSuffix("-----") {
                 labels.append(String(trimmed.dropFirst(11).dropLast(5)))
             }
@@ -121,8 +114,8 @@ enum KeyFile {
 
     /// The default `kid` of a key file: its name without the last extension.
     static func keyID(forPath path: String) -> String {
-        let name = (path as NSString).lastPathComponent
-        let stem = (name as NSString).deletingPathExtension
-        return stem.isEmpty ? name : stem
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return name }
+        return String(name[..<dot])
     }
 }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Who a verified token speaks for: what the relay decides a call on.
 ///

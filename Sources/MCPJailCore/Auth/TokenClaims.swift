@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 import JWTKit
 
 /// The claims mcpjail reads and writes, decoded with jwt-kit's claim types. Every field is

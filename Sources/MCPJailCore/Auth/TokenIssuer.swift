@@ -1,5 +1,5 @@
 import Crypto
-import Foundation
+import FoundationEssentials
 import Glibc
 import JWTKit
 
@@ -187,8 +187,8 @@ public enum TokenKeyGenerator {
         case .hs256:
             let secret = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
             let text = secret.base64EncodedString()
-                .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-                .replacingOccurrences(of: "=", with: "")
+                .replacing("+", with: "-").replacing("/", with: "_")
+                .replacing("=", with: "")
             try writeNew(privatePath, text + "\n", mode: 0o600)
             return Written(privateKeyFile: privatePath, verificationKeyFile: privatePath)
         }

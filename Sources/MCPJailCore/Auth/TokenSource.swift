@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Glibc
 import Synchronization
 
@@ -41,7 +41,7 @@ public final class TokenSource: Sendable {
     public init(environment: [String: String]) {
         filePath = environment[Self.fileVariable].flatMap { $0.isEmpty ? nil : $0 }
         environmentToken = environment[Self.tokenVariable].flatMap { value in
-            let trimmed = value.trimmingCharacters(in: .whitespacesAndNewlines)
+            let trimmed = value.trimmingWhitespace()
             return trimmed.isEmpty ? nil : trimmed
         }
     }
@@ -120,7 +120,7 @@ public final class TokenSource: Sendable {
                 identity: identity,
                 token: .failure(AuthFailure(.malformed, "the token file is larger than \(maxFileBytes / 1024) KiB")))
         }
-        let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = String(decoding: bytes, as: UTF8.self).trimmingWhitespace()
         guard !text.isEmpty else {
             return FileSnapshot(identity: identity, token: .failure(AuthFailure(.missing, "the token file is empty")))
         }

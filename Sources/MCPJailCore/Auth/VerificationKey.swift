@@ -1,5 +1,6 @@
 import Crypto
-import Foundation
+import FoundationEssentials
+import Glibc
 import JWTKit
 
 /// One key a ``TokenVerifier`` accepts signatures from: its algorithm, its `kid`, and

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Durable memory of write calls, so that a retried call never executes twice.
 ///
@@ -72,7 +73,9 @@ public enum IdempotencyDefaults {
     /// Blocks the calling thread for `duration`.
     public static func sleep(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
-        Thread.sleep(forTimeInterval: Double(seconds) + Double(attoseconds) / 1e18)
+        var pause = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+        var remaining = timespec()
+        while nanosleep(&pause, &remaining) != 0 && errno == EINTR { pause = remaining }
     }
 
     /// The pause after `previous` (nil: the first): doubling from 1 ms, at most 20 ms.

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// What `stat` says about a file: enough to tell that it has not changed since it was hashed.
 ///
@@ -180,10 +181,9 @@ public struct PinCache: Sendable {
         do {
             try FileManager.default.createDirectory(
                 atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            try Data(encoded()).write(to: URL(fileURLWithPath: path), options: .atomic)
-            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+            try FileContents.replace(path, with: encoded(), mode: 0o600)
         } catch {
-            throw MCPJailError(.io, "cannot write the pin cache \(path): \(error.localizedDescription)")
+            throw MCPJailError(.io, "cannot write the pin cache \(path): \(error)")
         }
     }
 

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Authenticate: with `[auth] required = true`, every `tools/call`, `resources/read` and
 /// `prompts/get` must carry a token that verifies now (not once per session): from

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Removes secret values from bytes on their way to the client or a log: each value
 /// itself, its JSON-escaped spelling, and its base64 forms (standard and URL-safe, at each
@@ -101,8 +102,9 @@ public struct ErrorSanitizer: Sendable {
 
     // Absolute paths of two or more components, not preceded by a word character, `.`,
     // `:` or `/` (so URLs like https://host/a/b keep their shape).
-    private static let pathPattern = try! NSRegularExpression(
-        pattern: #"(?<![\w.:/~-])/(?:[\w.@+~-]+/)+[\w.@+~-]*"#)
+    // `\w` is Unicode-aware here (PCRE2_UCP), so a path with non-ASCII names is one path.
+    private static let pathPattern = try! RegularExpression(
+        #"(?<![\w.:/~-])/(?:[\w.@+~-]+/)+[\w.@+~-]*"#, unicodeClasses: true)
 
     /// The text with traceback frames dropped (the final exception line kept) and paths
     /// replaced by `<path>`, then secrets redacted.
@@ -110,9 +112,9 @@ public struct ErrorSanitizer: Sendable {
         var lines: [Substring] = []
         var inTraceback = false
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if let start = line.range(of: "Traceback (most recent call last)") {
+            if let start = line.firstRange(of: "Traceback (most recent call last)") {
                 // The frames follow on the next lines; keep what came before on this one.
-                let before = line[..<start.lowerBound].trimmingCharacters(in: .whitespaces)
+                let before = line[..<start.lowerBound].trimmingWhitespace()
                 if !before.isEmpty { lines.append(Substring(before)) }
                 inTraceback = true
                 continue
@@ -128,8 +130,7 @@ public struct ErrorSanitizer: Sendable {
             lines.append(line)
         }
         let joined = lines.joined(separator: "\n")
-        let range = NSRange(joined.startIndex..., in: joined)
-        let withoutPaths = Self.pathPattern.stringByReplacingMatches(in: joined, range: range, withTemplate: "<path>")
+        let withoutPaths = Self.pathPattern.replacingMatches(in: joined, with: "<path>")
         return redactor.redact(withoutPaths)
     }
 

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Reads the values of a profile's `[secrets]` when a session starts: from a file (one
 /// trailing newline dropped) or from a variable of the client's environment. A missing

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The first way arguments break a tool's schema: where (a JSON pointer into the
 /// arguments) and what, short enough for the model.
@@ -59,7 +60,7 @@ public final class ToolCatalog: @unchecked Sendable {  // `state` only under `lo
     }
 
     private var state = State()
-    private let lock = NSCondition()
+    private let lock = Condition()
     private let profile: Profile
     private let compile: Compiler
     private let review: ToolReview?
@@ -141,8 +142,9 @@ public final class ToolCatalog: @unchecked Sendable {  // `state` only under `lo
         }
     }
 
-    /// Waits until a load started with ``beginLoad()`` ends. nil when loaded, else why not.
-    public func waitForLoad(deadline: Date) -> String? {
+    /// Waits until a load started with ``beginLoad()`` ends or the monotonic `deadline`
+    /// (``monotonicNanoseconds()``) passes. nil when loaded, else why not.
+    public func waitForLoad(untilMonotonic deadline: UInt64) -> String? {
         lock.lock()
         defer { lock.unlock() }
         while true {
@@ -150,7 +152,9 @@ public final class ToolCatalog: @unchecked Sendable {  // `state` only under `lo
             case .loaded, .stale: return nil
             case .unloaded: return state.failure ?? "the tool list is not loaded"
             case .loading:
-                if !lock.wait(until: deadline) { return "the server did not answer tools/list in time" }
+                if !lock.wait(untilMonotonic: deadline), monotonicNanoseconds() >= deadline {
+                    return "the server did not answer tools/list in time"
+                }
             }
         }
     }

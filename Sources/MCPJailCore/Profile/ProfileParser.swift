@@ -1,5 +1,6 @@
 import Crypto
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Reads and validates one profile file into a ``Profile`` with every default filled in.
 ///
@@ -872,7 +873,7 @@ extension ProfileValidator {
                 let filePath = secretPath.appending("file")
                 guard var raw = string(file, at: filePath) else { continue }
                 if raw.hasPrefix("~/") {
-                    let home = ProcessInfo.processInfo.environment["HOME"] ?? NSHomeDirectory()
+                    let home = ProcessInfo.processInfo.environment["HOME"] ?? ProfileParser.passwdHome()
                     raw = home + raw.dropFirst(1)
                 }
                 if let expanded = path(raw, at: filePath) {
@@ -986,5 +987,13 @@ extension ProfileValidator {
             report(keyPath, "a date or time has no JSON form; write it as a string")
             return nil
         }
+    }
+}
+
+extension ProfileParser {
+    /// The user's home directory from the password database, for `~/` when `HOME` is unset.
+    static func passwdHome() -> String {
+        guard let entry = getpwuid(geteuid()), let directory = entry.pointee.pw_dir else { return "/" }
+        return String(cString: directory)
     }
 }

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The effective policy, every default filled in, as `mcpjail check` prints it.
 ///

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The profile directories, searched in order. The profiles in them are the allowlist:
 /// `mcpjail run NAME` starts nothing unless `NAME.toml` is found here and is valid.
@@ -72,9 +73,8 @@ public struct ProfileStore: Sendable, Equatable {
                 let name = String(entry.dropLast(".toml".count))
                 guard ProfileName.isValid(name), !seen.contains(name) else { continue }
                 let path = Self.join(directory, entry)
-                var isDirectory: ObjCBool = false
-                guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue
-                else { continue }
+                var status = stat()
+                guard stat(path, &status) == 0, status.st_mode & S_IFMT != S_IFDIR else { continue }
                 seen.insert(name)
                 do {
                     let profile = try ProfileParser.load(path: path, name: name)

@@ -1,31 +1,34 @@
 /// Translates an ECMA-262 regular expression (what JSON Schema's `pattern` and
-/// `patternProperties` are written in) into the ICU syntax of Foundation's
-/// `NSRegularExpression`, so that it matches what a JavaScript validator would match.
+/// `patternProperties` are written in) into PCRE2's syntax (``RegularExpression``, UTF mode
+/// without PCRE2_UCP), so that it matches what a JavaScript validator would match.
 ///
 /// The differences handled here (ECMA-262 read in Unicode mode, the `u` flag, which the
 /// JSON Schema test suite assumes):
-/// - `\d` `\w` `\b` are ASCII in ECMA (`[0-9]`, `[A-Za-z0-9_]`) but Unicode-aware in ICU:
-///   written out as ASCII sets, `\b`/`\B` as look-arounds on the ASCII word set.
-/// - `\s` is ECMA's WhiteSpace + LineTerminator set (ICU's lacks U+000B and U+FEFF): written out.
-/// - `.` excludes only `\n \r U+2028 U+2029` in ECMA; ICU also excludes U+000B, U+000C, U+0085.
-/// - `$` is end of input in ECMA; ICU's also matches before a final line terminator: `\z`.
-/// - `\v` is U+000B in ECMA, a vertical-space class in ICU; `\cX`, `\0`, `\xHH`, `\uHHHH`
+/// - `\d` `\w` `\b` are ASCII in ECMA (`[0-9]`, `[A-Za-z0-9_]`): written out as ASCII sets,
+///   `\b`/`\B` as look-arounds on the ASCII word set, so no engine option changes them.
+/// - `\s` is ECMA's WhiteSpace + LineTerminator set (PCRE2's lacks U+00A0, U+FEFF and the
+///   other Unicode spaces): written out, and `\S` as the complement of its ranges.
+/// - `.` excludes only `\n \r U+2028 U+2029` in ECMA; PCRE2's excludes only `\n`.
+/// - `$` is end of input in ECMA; PCRE2's also matches before a final newline: `\z`.
+/// - `\v` is U+000B in ECMA, a vertical-space class in PCRE2; `\cX`, `\0`, `\xHH`, `\uHHHH`
 ///   (surrogate pairs joined), `\u{H…}` become `\x{H…}`.
-/// - Inside `[...]`, ECMA has no nested sets, `&&` or `[:alpha:]`: every literal there is
-///   written as `\x{H…}`, so ICU's set syntax never applies. `[]` and `[^]` are written out.
+/// - Inside `[...]`, ECMA has no POSIX classes (`[:alpha:]`): every literal there is written as
+///   `\x{H…}`, so PCRE2's set syntax never applies. `[]` and `[^]` are written out.
 /// - A `{` or `}` that is not a quantifier is a literal (ECMA annex B): escaped.
 /// - Escapes ECMA does not define (`\a`, `\e`, `\Q`, `\z`, `\A`, `\h`, ...), groups other than
-///   `(?:` `(?=` `(?!` `(?<=` `(?<!` `(?<name>`, and quantifiers on quantifiers (ICU's
+///   `(?:` `(?=` `(?!` `(?<=` `(?<!` `(?<name>`, and quantifiers on quantifiers (PCRE2's
 ///   possessive `a++`) are refused: they mean something else, or nothing, in ECMA-262.
+/// - A backreference to a group that has not matched matches the empty string, as in ECMA
+///   (PCRE2_MATCH_UNSET_BACKREF, set by ``SchemaPattern``).
 ///
 /// Known differences that remain (documented, not translated):
-/// - Look-behind must have a bounded length in ICU (ECMA allows any).
-/// - `\p{…}` property names are passed through; ICU accepts ECMA's names and also looser
+/// - Each alternative of a look-behind must have a fixed length in PCRE2 10.42 (ECMA allows
+///   any): `(?<=ab|c)` compiles, `(?<=a+)` is refused as an invalid pattern.
+/// - `\p{…}` property names are passed through; PCRE2 accepts ECMA's names and also looser
 ///   spellings ECMA would reject.
-/// - Backreferences to a group that has not matched yet match the empty string in ECMA and
-///   fail in ICU; forward references are rare in schemas.
-/// - There is no match-time limit: a pattern with catastrophic backtracking is as slow here as
-///   in any backtracking engine. Pattern length is capped (``maxPatternLength``) instead.
+/// - Matching has limits (``RegularExpression/matchLimit``): a pattern with catastrophic
+///   backtracking gives up, and the validator refuses the instance. Pattern length is
+///   capped (``maxPatternLength``) too.
 enum ECMARegex {
     /// Longest pattern accepted, in Unicode scalars.
     static let maxPatternLength = 4096
@@ -34,7 +37,7 @@ enum ECMARegex {
         var message: String
     }
 
-    /// The ICU pattern for the ECMA-262 `pattern`, or a `TranslationError`.
+    /// The PCRE2 pattern for the ECMA-262 `pattern`, or a `TranslationError`.
     static func translate(_ pattern: String) throws(TranslationError) -> String {
         let scalars = Array(pattern.unicodeScalars)
         guard scalars.count <= maxPatternLength else {
@@ -45,9 +48,61 @@ enum ECMARegex {
     }
 
     static let wordSet = "a-zA-Z0-9_"
-    static let spaceSet =
-        "\\x{9}\\x{A}\\x{B}\\x{C}\\x{D}\\x{20}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}"
-        + "\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}"
+    /// ECMA-262's WhiteSpace and LineTerminator code points.
+    static let spaceRanges: [ClosedRange<UInt32>] = [
+        0x9...0xD, 0x20...0x20, 0xA0...0xA0, 0x1680...0x1680, 0x2000...0x200A, 0x2028...0x2029,
+        0x202F...0x202F, 0x205F...0x205F, 0x3000...0x3000, 0xFEFF...0xFEFF,
+    ]
+    /// `\s` as the body of a character class.
+    static let spaceSet = classBody(spaceRanges)
+    /// `\S` as the body of a character class: every other code point (PCRE2 has no nested
+    /// or subtracted sets, so the complement is written out).
+    static let notSpaceSet: String = {
+        var complement: [ClosedRange<UInt32>] = []
+        var next: UInt32 = 0
+        for range in spaceRanges {
+            if range.lowerBound > next { complement.append(next...(range.lowerBound - 1)) }
+            next = range.upperBound + 1
+        }
+        complement.append(next...0x10FFFF)
+        return classBody(complement)
+    }()
+
+    /// A property name compared loosely: lower case, without `_`, `-` and spaces.
+    static func looseName(_ name: some StringProtocol) -> String {
+        String(name.lowercased().filter { $0 != "_" && $0 != "-" && $0 != " " })
+    }
+
+    /// General_Category values by loose long name (and ICU's POSIX-like aliases, which
+    /// ICU accepted here before), to PCRE2's short names.
+    static let generalCategories: [String: String] = {
+        let names: [(String, [String])] = [
+            ("L", ["letter"]), ("LC", ["casedletter"]), ("Lu", ["uppercaseletter"]),
+            ("Ll", ["lowercaseletter"]), ("Lt", ["titlecaseletter"]), ("Lm", ["modifierletter"]),
+            ("Lo", ["otherletter"]), ("M", ["mark", "combiningmark"]), ("Mn", ["nonspacingmark"]),
+            ("Mc", ["spacingmark"]), ("Me", ["enclosingmark"]), ("N", ["number"]),
+            ("Nd", ["decimalnumber", "digit"]), ("Nl", ["letternumber"]), ("No", ["othernumber"]),
+            ("P", ["punctuation", "punct"]), ("Pc", ["connectorpunctuation"]), ("Pd", ["dashpunctuation"]),
+            ("Ps", ["openpunctuation"]), ("Pe", ["closepunctuation"]), ("Pi", ["initialpunctuation"]),
+            ("Pf", ["finalpunctuation"]), ("Po", ["otherpunctuation"]), ("S", ["symbol"]),
+            ("Sm", ["mathsymbol"]), ("Sc", ["currencysymbol"]), ("Sk", ["modifiersymbol"]),
+            ("So", ["othersymbol"]), ("Z", ["separator"]), ("Zs", ["spaceseparator"]),
+            ("Zl", ["lineseparator"]), ("Zp", ["paragraphseparator"]), ("C", ["other"]),
+            ("Cc", ["control", "cntrl"]), ("Cf", ["format"]), ("Cs", ["surrogate"]),
+            ("Co", ["privateuse"]), ("Cn", ["unassigned"]),
+        ]
+        var table: [String: String] = [:]
+        for (short, long) in names {
+            table[looseName(short)] = short
+            for name in long { table[name] = short }
+        }
+        return table
+    }()
+
+    static func classBody(_ ranges: [ClosedRange<UInt32>]) -> String {
+        ranges.map { $0.count == 1 ? hex($0.lowerBound) : hex($0.lowerBound) + "-" + hex($0.upperBound) }.joined()
+    }
+
     static let wordBoundary = "(?:(?<=[\(wordSet)])(?![\(wordSet)])|(?<![\(wordSet)])(?=[\(wordSet)]))"
     static let notWordBoundary = "(?:(?<=[\(wordSet)])(?=[\(wordSet)])|(?<![\(wordSet)])(?![\(wordSet)]))"
 
@@ -212,7 +267,7 @@ private struct Translator {
         }
     }
 
-    /// `name>` after `(?<` or `\k<`, consumed; the name is ASCII letters and digits (ICU's limit).
+    /// `name>` after `(?<` or `\k<`, consumed; the name is ASCII letters and digits.
     mutating func groupName() throws(Failure) -> String {
         var name = ""
         while let c = peek(), c != ">" {
@@ -236,11 +291,11 @@ private struct Translator {
         case "w": out += "[\(ECMARegex.wordSet)]"; atom()
         case "W": out += "[^\(ECMARegex.wordSet)]"; atom()
         case "s": out += "[\(ECMARegex.spaceSet)]"; atom()
-        case "S": out += "[^\(ECMARegex.spaceSet)]"; atom()
+        case "S": out += "[\(ECMARegex.notSpaceSet)]"; atom()
         case "b": out += ECMARegex.wordBoundary; reset()
         case "B": out += ECMARegex.notWordBoundary; reset()
         case "p", "P":
-            out += "\\" + String(c) + (try propertyBody())
+            out += try property(negated: c == "P")
             atom()
         case "k":
             guard peek() == "<" else { throw Failure(message: "'\\k' without a group name") }
@@ -259,6 +314,28 @@ private struct Translator {
             out += ECMARegex.hex(try characterEscape(c))
             atom()
         }
+    }
+
+    /// `\p{…}` or `\P{…}` (the letter consumed) in PCRE2's spelling. PCRE2 10.42 knows the
+    /// General_Category values only by their short names (`L`, `Nd`), so ECMA's long names
+    /// (`Letter`, `Decimal_Number`, `General_Category=Letter`) are mapped, as is `Assigned`
+    /// (not `Cn`); other names (scripts, binary properties) PCRE2 reads as ECMA writes them.
+    mutating func property(negated: Bool) throws(Failure) -> String {
+        let body = try propertyBody()
+        let inner = String(body.dropFirst().dropLast())
+        var key: Substring? = nil
+        var value = Substring(inner)
+        if let equals = inner.firstIndex(of: "=") {
+            key = inner[..<equals]
+            value = inner[inner.index(after: equals)...]
+        }
+        let isCategory = key.map { ["generalcategory", "gc"].contains(ECMARegex.looseName($0)) } ?? true
+        let loose = ECMARegex.looseName(value)
+        if isCategory, let short = ECMARegex.generalCategories[loose] {
+            return (negated ? "\\P{" : "\\p{") + short + "}"
+        }
+        if key == nil, loose == "assigned" { return negated ? "\\p{Cn}" : "\\P{Cn}" }
+        return (negated ? "\\P" : "\\p") + body
     }
 
     /// `{Name}` or `{Name=Value}` after `\p`, consumed and returned.
@@ -341,13 +418,13 @@ private struct Translator {
         return value
     }
 
-    /// One class atom: a code point, or a whole set written for ICU (`\d`, `\p{L}`, ...).
+    /// One class atom: a code point, or a set written as the body of a PCRE2 class (`\d`, `\p{L}`, ...).
     enum ClassAtom {
         case point(UInt32)
         case set(String)
     }
 
-    /// `[...]` after the `[`, consumed; writes an ICU set of the same code points.
+    /// `[...]` after the `[`, consumed; writes a PCRE2 class of the same code points.
     mutating func characterClass() throws(Failure) {
         var negated = false
         if peek() == "^" {
@@ -365,12 +442,12 @@ private struct Translator {
                 i += 1
                 switch e {
                 case "d": atoms.append(.set("0-9"))
-                case "D": atoms.append(.set("[^0-9]"))
+                case "D": atoms.append(.set("\\D"))  // ASCII digits' complement without PCRE2_UCP
                 case "w": atoms.append(.set(ECMARegex.wordSet))
-                case "W": atoms.append(.set("[^\(ECMARegex.wordSet)]"))
+                case "W": atoms.append(.set("\\W"))  // likewise [A-Za-z0-9_]'s
                 case "s": atoms.append(.set(ECMARegex.spaceSet))
-                case "S": atoms.append(.set("[^\(ECMARegex.spaceSet)]"))
-                case "p", "P": atoms.append(.set("\\" + String(e) + (try propertyBody())))
+                case "S": atoms.append(.set(ECMARegex.notSpaceSet))
+                case "p", "P": atoms.append(.set(try property(negated: e == "P")))
                 case "b": atoms.append(.point(0x08))
                 default: atoms.append(.point(try characterEscape(e)))
                 }
@@ -396,7 +473,7 @@ private struct Translator {
             }
             switch atoms[k] {
             case .point(let p): body += ECMARegex.hex(p)
-            case .set(let s): body += s.hasPrefix("[") ? s : "[" + s + "]"
+            case .set(let s): body += s
             }
             k += 1
         }

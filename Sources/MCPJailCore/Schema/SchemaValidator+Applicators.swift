@@ -122,7 +122,11 @@ extension SchemaValidator {
                 guard apply(child, to: member.value, at: .key(member.key), keyword: "properties", parentLocation: location)
                 else { return false }
             }
-            for (pattern, child) in applicators.patternProperties where pattern.matches(member.key) {
+            for (pattern, child) in applicators.patternProperties {
+                guard let matches = pattern.matches(member.key) else {
+                    return fail("patternProperties", location, SchemaPattern.tooCostly(pattern))
+                }
+                guard matches else { continue }
                 matched = true
                 guard apply(child, to: member.value, at: .key(member.key), keyword: "patternProperties",
                             parentLocation: location)

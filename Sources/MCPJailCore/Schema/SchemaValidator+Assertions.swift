@@ -41,8 +41,13 @@ extension SchemaValidator {
             return fail("minLength", node.location, "string is shorter than \(limit) characters")
         case .pattern(let pattern):
             guard case .string(let string) = instance else { return true }
-            if pattern.matches(string) { return true }
-            return fail("pattern", node.location, "string does not match the pattern \(SchemaQuote.string(pattern.source))")
+            switch pattern.matches(string) {
+            case true?: return true
+            case false?:
+                return fail("pattern", node.location, "string does not match the pattern \(SchemaQuote.string(pattern.source))")
+            case nil:
+                return fail("pattern", node.location, SchemaPattern.tooCostly(pattern))
+            }
         case .maxItems(let limit):
             guard case .array(let items) = instance, items.count > limit else { return true }
             return fail("maxItems", node.location, "array has more than \(limit) items")

@@ -97,7 +97,7 @@ public enum InjectionScanner {
         var reported: Set<Finding.Kind> = []
         func report(_ kind: Finding.Kind, _ scalar: Unicode.Scalar) {
             guard reported.insert(kind).inserted else { return }
-            findings.append(Finding(location: location, kind: kind, detail: String(format: "U+%04X", scalar.value)))
+            findings.append(Finding(location: location, kind: kind, detail: "U+" + scalar.hexCode))
         }
         for scalar in text.unicodeScalars {
             switch scalar.value {

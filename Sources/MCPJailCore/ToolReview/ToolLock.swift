@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// `NAME.tools.lock`, beside `NAME.toml` and `NAME.lock`: the reviewed definitions of the
 /// server's tools, its `instructions` and its `serverInfo`, written by `mcpjail pin` (from a

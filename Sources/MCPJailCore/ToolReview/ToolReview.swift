@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The reviewed definitions of a server's tools, as `mcpjail pin` / `mcpjail approve`
 /// recorded them in the lock: a fingerprint per tool and of the server's `instructions`.
@@ -27,7 +28,7 @@ public final class ToolReview: @unchecked Sendable {  // `state` only under `loc
 
     private let pins: ToolPins?
     private let blockSuspicious: Bool
-    private let lock = NSLock()
+    private let lock = Condition()  // used as a plain mutex
     private var instructionsChanged = false
     private var seenInstructions: String??
     private var seenServerInfo: JSONValue?
