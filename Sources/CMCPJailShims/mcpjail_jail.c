@@ -3,11 +3,15 @@
 // fixed-size path buffers on the stack, syscalls, and the steps of mcpjail_spawn_child.
 //
 // Order (nsjail's containProc, bubblewrap's setup_newroot):
-//   wait for the parent (id maps, cgroup) -> identity -> private mounts -> new tmpfs root
-//   -> the profile's mounts -> pivot_root -> root read-only -> [the parent inspects the
-//      jail's root: pins] -> hostname, loopback
+//   wait for the parent (id maps) -> identity -> private mounts -> new tmpfs root
+//   -> the profile's mounts -> pivot_root -> root read-only -> [hand the jail's root to the
+//      parent: pins] -> hostname, loopback, egress
+//   -> wait for the start message (the seccomp filter, and the v1 cgroups to join; a v2 one
+//      the jail was cloned into) -> join them -> the jail's own cgroup namespace -> setsid
 //   -> pid 1 init: vfork the server (mcpjail_spawn_child: caps, no_new_privs, seccomp, exec)
 //      and reap, forwarding signals, until the server exits.
+// The parent compiles the filter and makes the cgroups while the jail builds its file
+// system: the two take about the same time, and each had waited for the other.
 #define _GNU_SOURCE
 #include "mcpjail_jail.h"
 #include "mcpjail_syscalls.h"
@@ -35,6 +39,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -475,40 +480,80 @@ static void run_init(const struct mcpjail_jail_config *config, int error_fd) {
     }
 }
 
-/// Sends the jail's root directory to the parent over `inspect_fd` (SCM_RIGHTS) and waits
-/// for one byte back: the parent verifies the files the server will see, from outside, with
-/// nothing of the server running yet. Returns 0 to go on; the parent closing the socket
-/// (verification failed, or it died) ends the child quietly.
-static int hand_root_for_inspection(int inspect_fd) {
+/// Sends the jail's root directory to the parent over `control_fd` (SCM_RIGHTS): the
+/// parent verifies the files the server will see, from outside, with nothing of the server
+/// running yet, and sends the start message only when they match.
+static int hand_root_for_inspection(int control_fd) {
     int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (root < 0) return -1;
-    int status = mcpjail_send_fds(inspect_fd, 'r', &root, 1);
+    int status = mcpjail_send_fds(control_fd, 'r', &root, 1);
     int saved = errno;
     close(root);
-    if (status != 0) {
-        errno = saved;
-        return -1;
-    }
-    char go = 0;
-    ssize_t got;
-    do {
-        got = read(inspect_fd, &go, 1);
-    } while (got < 0 && errno == EINTR);
-    if (got != 1) _exit(127);  // the parent refused (or died): nothing to report to
-    close(inspect_fd);
-    return 0;
+    errno = saved;
+    return status;
 }
 
-static void jail_child(const struct mcpjail_jail_config *config, int release_fd, int error_fd, int inspect_fd) {
+/// The start message's filter, copied out of it: run_init hands it to the server's process.
+static unsigned char received_filter[MCPJAIL_SECCOMP_MAX_BYTES] __attribute__((aligned(8)));
+/// The configuration with the received filter in it.
+static struct mcpjail_jail_config final_config;
+
+/// Waits for the parent's start message on `control_fd`: a 4-byte length, then that many
+/// bytes of seccomp-BPF (0: none), with the open `tasks` files of the session's v1 cgroups
+/// attached (SCM_RIGHTS). The parent closing the socket instead (it gave up, or died) ends
+/// the child quietly.
+static const struct mcpjail_jail_config *wait_for_start(const struct mcpjail_jail_config *config, int control_fd,
+                                                        int error_fd) {
+    static unsigned char message[4 + MCPJAIL_SECCOMP_MAX_BYTES];
+    union {
+        char buffer[CMSG_SPACE(sizeof(int) * MCPJAIL_START_MAX_FDS)];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = { .iov_base = message, .iov_len = sizeof(message) };
+    struct msghdr header;
+    memset(&header, 0, sizeof(header));
+    header.msg_iov = &iov;
+    header.msg_iovlen = 1;
+    header.msg_control = control.buffer;
+    header.msg_controllen = sizeof(control.buffer);
+    ssize_t got;
+    do {
+        got = recvmsg(control_fd, &header, MSG_CMSG_CLOEXEC);
+    } while (got < 0 && errno == EINTR);
+    if (got <= 0) _exit(127);
+    close(control_fd);
+    int tasks[MCPJAIL_START_MAX_FDS];
+    int task_count = 0;
+    for (struct cmsghdr *part = CMSG_FIRSTHDR(&header); part != NULL; part = CMSG_NXTHDR(&header, part)) {
+        if (part->cmsg_level != SOL_SOCKET || part->cmsg_type != SCM_RIGHTS) continue;
+        int n = (int)((part->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int i = 0; i < n && task_count < MCPJAIL_START_MAX_FDS; i++)
+            memcpy(&tasks[task_count++], CMSG_DATA(part) + sizeof(int) * (size_t)i, sizeof(int));
+    }
+    uint32_t length = 0;
+    if (got >= 4) memcpy(&length, message, sizeof(length));
+    if (got < 4 || (header.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)got != 4 + (size_t)length || length % 8 != 0) {
+        errno = EPROTO;
+        mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_WAIT_FOR_PARENT);
+    }
+    // Join the v1 cgroups: "0" moves the writer, one thread, which skips the kernel's global
+    // threadgroup lock (a pid written by the parent takes it: ~11 ms here). The permission
+    // check is the opener's (mcpjail's).
+    for (int i = 0; i < task_count; i++) {
+        if (write(tasks[i], "0", 1) != 1) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_CGROUP);
+        close(tasks[i]);
+    }
+    memcpy(received_filter, message + 4, length);
+    final_config = *config;
+    final_config.process.seccomp_filter = length > 0 ? received_filter : NULL;
+    final_config.process.seccomp_filter_length = (unsigned short)(length / 8);
+    return &final_config;
+}
+
+static void jail_child(const struct mcpjail_jail_config *config, int release_fd, int error_fd, int control_fd) {
     // Die with mcpjail. (getppid() is 0 here: the parent is outside the pid namespace;
     // the release pipe tells whether it is still there.)
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_PDEATHSIG);
-    // Join the v1 cgroups while the parent writes the id maps (still one thread here, so
-    // writing "0" into `tasks` moves the whole process).
-    for (int i = 0; i < config->cgroup_tasks_fd_count; i++) {
-        if (write(config->cgroup_tasks_fds[i], "0", 1) != 1) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_CGROUP);
-        close(config->cgroup_tasks_fds[i]);
-    }
     char go = 0;
     ssize_t got;
     do {
@@ -516,10 +561,6 @@ static void jail_child(const struct mcpjail_jail_config *config, int release_fd,
     } while (got < 0 && errno == EINTR);
     if (got != 1) _exit(127);  // the parent gave up or died: nothing to report to
     close(release_fd);
-
-    // Now in its cgroups (joined above; the parent placed it in a v2 one): make that the
-    // cgroup namespace's root.
-    if (unshare(CLONE_NEWCGROUP) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_MOUNT_PRIVATE);
 
     if (config->switch_identity) {
         // As root: become the mapped ids before touching any file system (an unmapped uid
@@ -554,14 +595,19 @@ static void jail_child(const struct mcpjail_jail_config *config, int release_fd,
         mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_PIVOT_ROOT);
     if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) != 0)
         mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_PIVOT_ROOT);
-    if (inspect_fd >= 0 && hand_root_for_inspection(inspect_fd) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_INSPECT);
+    if (config->inspect && hand_root_for_inspection(control_fd) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_INSPECT);
 
     if (sethostname(config->hostname, strlen(config->hostname)) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_HOSTNAME);
     if (bring_up_loopback() != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_LOOPBACK);
     set_up_egress(&config->egress, error_fd);
+
+    const struct mcpjail_jail_config *final = wait_for_start(config, control_fd, error_fd);
+    // Now in its cgroups (joined above, or placed by the parent): make that the cgroup
+    // namespace's root.
+    if (unshare(CLONE_NEWCGROUP) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_CGROUP);
     if (setsid() < 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_SETSID);
 
-    run_init(config, error_fd);
+    run_init(final, error_fd);
 }
 
 /// Clones the jail's first process (fork-like: the child returns 0 on this stack), straight
@@ -587,19 +633,19 @@ static long clone_jail(int cgroup_fd, int *placed) {
 }
 
 int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int *release_fd, int *error_fd,
-                       int *inspect_fd, int *placed_in_cgroup, struct mcpjail_spawn_result *result) {
+                       int *control_fd, int *placed_in_cgroup, struct mcpjail_spawn_result *result) {
     result->pid = -1;
     result->stage = MCPJAIL_STAGE_NONE;
     result->error = 0;
-    *inspect_fd = -1;
-    int release_pipe[2], error_pipe[2], inspect_pair[2] = { -1, -1 };
+    *control_fd = -1;
+    int release_pipe[2], error_pipe[2], control_pair[2];
     if (pipe2(release_pipe, O_CLOEXEC) != 0) goto fail;
     if (pipe2(error_pipe, O_CLOEXEC) != 0) {
         close(release_pipe[0]);
         close(release_pipe[1]);
         goto fail;
     }
-    if (config->inspect && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, inspect_pair) != 0) {
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, control_pair) != 0) {
         int saved = errno;
         close(release_pipe[0]);
         close(release_pipe[1]);
@@ -615,10 +661,8 @@ int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int
         close(release_pipe[1]);
         close(error_pipe[0]);
         close(error_pipe[1]);
-        if (inspect_pair[0] >= 0) {
-            close(inspect_pair[0]);
-            close(inspect_pair[1]);
-        }
+        close(control_pair[0]);
+        close(control_pair[1]);
         errno = saved;
         result->stage = MCPJAIL_STAGE_CLONE;
         result->error = errno;
@@ -627,17 +671,17 @@ int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int
     if (child == 0) {
         close(release_pipe[1]);
         close(error_pipe[0]);
-        if (inspect_pair[0] >= 0) close(inspect_pair[0]);
-        jail_child(config, release_pipe[0], error_pipe[1], inspect_pair[1]);
+        close(control_pair[0]);
+        jail_child(config, release_pipe[0], error_pipe[1], control_pair[1]);
         _exit(127);
     }
     close(release_pipe[0]);
     close(error_pipe[1]);
-    if (inspect_pair[1] >= 0) close(inspect_pair[1]);
+    close(control_pair[1]);
     *pid = (pid_t)child;
     *release_fd = release_pipe[1];
     *error_fd = error_pipe[0];
-    *inspect_fd = inspect_pair[0];
+    *control_fd = control_pair[0];
     return 0;
 fail:
     result->stage = MCPJAIL_STAGE_CLONE;
@@ -661,40 +705,31 @@ static void reap_failed(pid_t pid, const int message[2], ssize_t got, int fallba
     }
 }
 
-int mcpjail_jail_release_for_inspection(pid_t pid, int release_fd, int error_fd, int inspect_fd, int *root_fd,
-                                        struct mcpjail_spawn_result *result) {
-    result->pid = -1;
-    result->stage = MCPJAIL_STAGE_NONE;
-    result->error = 0;
-    *root_fd = -1;
-    ssize_t sent;
+/// Reads the child's (stage, errno) report from `error_fd` and closes it: the bytes read,
+/// 0 at EOF (the child exec'd, or ended without a word), -1/errno.
+static ssize_t read_report(int error_fd, int report[2]) {
+    ssize_t got;
     do {
-        sent = write(release_fd, "1", 1);
-    } while (sent < 0 && errno == EINTR);
-    close(release_fd);
-
-    int got = -1;
-    if (sent == 1) got = mcpjail_receive_fds(inspect_fd, root_fd, 1, 1);
-    if (got == 1) return 0;
-    *root_fd = -1;
-    // No root: the child failed before (its report is on the error pipe) or died.
-    int saved = got < 0 ? errno : EPIPE;
-    close(inspect_fd);
-    int report[2] = { 0, 0 };
-    ssize_t reported;
-    do {
-        reported = read(error_fd, report, sizeof(report));
-    } while (reported < 0 && errno == EINTR);
+        got = read(error_fd, report, 2 * sizeof(int));
+    } while (got < 0 && errno == EINTR);
+    int saved = errno;
     close(error_fd);
-    reap_failed(pid, report, reported, saved, result);
+    errno = saved;
+    return got;
+}
+
+/// The child's report after a failed step of the parent's: read from `error_fd` (which it
+/// closes), the jail killed and reaped, `control_fd` closed; `fallback_error` when the
+/// child had nothing to say.
+static int fail_jail(pid_t pid, int error_fd, int control_fd, int fallback_error, struct mcpjail_spawn_result *result) {
+    if (control_fd >= 0) close(control_fd);
+    int report[2] = { 0, 0 };
+    ssize_t reported = read_report(error_fd, report);
+    reap_failed(pid, report, reported, fallback_error, result);
     return -1;
 }
 
-int mcpjail_jail_continue(pid_t pid, int inspect_fd, int error_fd, struct mcpjail_spawn_result *result) {
-    return mcpjail_jail_release(pid, inspect_fd, error_fd, result);
-}
-
-int mcpjail_jail_release(pid_t pid, int release_fd, int error_fd, struct mcpjail_spawn_result *result) {
+int mcpjail_jail_build(pid_t pid, int release_fd, int error_fd, int control_fd, struct mcpjail_spawn_result *result) {
     result->pid = -1;
     result->stage = MCPJAIL_STAGE_NONE;
     result->error = 0;
@@ -702,18 +737,53 @@ int mcpjail_jail_release(pid_t pid, int release_fd, int error_fd, struct mcpjail
     do {
         sent = write(release_fd, "1", 1);
     } while (sent < 0 && errno == EINTR);
+    int saved = errno;
     close(release_fd);
+    if (sent == 1) return 0;
+    return fail_jail(pid, error_fd, control_fd, saved, result);
+}
 
-    int message[2] = { 0, 0 };
-    ssize_t got;
-    do {
-        got = read(error_fd, message, sizeof(message));
-    } while (got < 0 && errno == EINTR);
-    close(error_fd);
-    if (sent == 1 && got == 0) {  // EOF: every copy closed by exec or by init
+int mcpjail_jail_receive_root(pid_t pid, int control_fd, int error_fd, int *root_fd, struct mcpjail_spawn_result *result) {
+    result->pid = -1;
+    result->stage = MCPJAIL_STAGE_NONE;
+    result->error = 0;
+    *root_fd = -1;
+    int got = mcpjail_receive_fds(control_fd, root_fd, 1, 1);
+    if (got == 1) return 0;
+    *root_fd = -1;
+    // No root: the child failed before (its report is on the error pipe) or died.
+    return fail_jail(pid, error_fd, control_fd, got < 0 ? errno : EPIPE, result);
+}
+
+int mcpjail_jail_start(pid_t pid, int control_fd, int error_fd, const void *filter, size_t filter_length,
+                       const int *cgroup_tasks_fds, int cgroup_tasks_fd_count, struct mcpjail_spawn_result *result) {
+    result->pid = -1;
+    result->stage = MCPJAIL_STAGE_NONE;
+    result->error = 0;
+    if (filter_length > MCPJAIL_SECCOMP_MAX_BYTES || filter_length % 8 != 0 || cgroup_tasks_fd_count < 0 ||
+        cgroup_tasks_fd_count > MCPJAIL_START_MAX_FDS) {
+        close(control_fd);
+        kill(pid, SIGKILL);
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        close(error_fd);
+        result->stage = cgroup_tasks_fd_count > MCPJAIL_START_MAX_FDS ? MCPJAIL_STAGE_CGROUP : MCPJAIL_STAGE_SECCOMP;
+        result->error = E2BIG;
+        return -1;
+    }
+    uint32_t length = (uint32_t)filter_length;
+    struct iovec parts[2] = { { &length, sizeof(length) }, { (void *)filter, filter_length } };
+    ssize_t sent = mcpjail_send_parts(control_fd, parts, filter_length > 0 ? 2 : 1, cgroup_tasks_fds, cgroup_tasks_fd_count);
+    int saved = errno;
+    close(control_fd);
+    if (sent != (ssize_t)(4 + filter_length)) return fail_jail(pid, error_fd, -1, sent < 0 ? saved : EPIPE, result);
+
+    int report[2] = { 0, 0 };
+    ssize_t got = read_report(error_fd, report);
+    if (got == 0) {  // EOF: every copy closed by exec or by init
         result->pid = pid;
         return 0;
     }
-    reap_failed(pid, message, got, got < 0 ? errno : EPIPE, result);
+    reap_failed(pid, report, got, got < 0 ? errno : EPIPE, result);
     return -1;
 }

@@ -154,7 +154,7 @@ int mcpjail_lower_thread_priority(int nice) {
     return setpriority(PRIO_PROCESS, (id_t)gettid(), nice);
 }
 
-int mcpjail_send_fds(int channel, char byte, const int *fds, int count) {
+ssize_t mcpjail_send_parts(int channel, const struct iovec *parts, int part_count, const int *fds, int count) {
     if (count < 0 || count > MCPJAIL_MAX_PASSED_FDS) {
         errno = EINVAL;
         return -1;
@@ -164,11 +164,10 @@ int mcpjail_send_fds(int channel, char byte, const int *fds, int count) {
         struct cmsghdr align;
     } control;
     memset(&control, 0, sizeof(control));
-    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
     struct msghdr message;
     memset(&message, 0, sizeof(message));
-    message.msg_iov = &iov;
-    message.msg_iovlen = 1;
+    message.msg_iov = (struct iovec *)parts;
+    message.msg_iovlen = (size_t)part_count;
     if (count > 0) {
         message.msg_control = control.buffer;
         message.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)count);
@@ -182,6 +181,12 @@ int mcpjail_send_fds(int channel, char byte, const int *fds, int count) {
     do {
         sent = sendmsg(channel, &message, MSG_NOSIGNAL);
     } while (sent < 0 && errno == EINTR);
+    return sent;
+}
+
+int mcpjail_send_fds(int channel, char byte, const int *fds, int count) {
+    struct iovec part = { .iov_base = &byte, .iov_len = 1 };
+    ssize_t sent = mcpjail_send_parts(channel, &part, 1, fds, count);
     if (sent == 1) return 0;
     if (sent >= 0) errno = EPIPE;
     return -1;

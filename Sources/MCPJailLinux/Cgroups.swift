@@ -294,7 +294,8 @@ public struct CgroupPlan: Sendable, Equatable {
 }
 
 /// The cgroup(s) of one session: created with the profile's limits before the server
-/// starts, joined by the jail's first process before it does anything else (see
+/// starts (a v2 one before the jail is cloned into it, v1 ones while the jail builds its
+/// file system), the jail's first process placed in them before the server starts (see
 /// ``tasksFDs`` and ``procsFDs``),
 /// emptied with ``killAll()`` and removed with ``remove()`` when the session ends.
 ///
@@ -314,15 +315,18 @@ public final class SessionCgroup: @unchecked Sendable {
     public let plan: CgroupPlan
     public let directories: [Directory]
     /// Open (O_WRONLY | O_CLOEXEC) fds of `cgroup.procs` files: the v2 directory's, and a v1
-    /// one's whose `tasks` file we may not write. The parent writes the jail's pid into each
-    /// before releasing it (on v2 only when the kernel cannot clone into the cgroup).
+    /// one's whose `tasks` file we may not write. mcpjail writes the jail's pid into each
+    /// before the server starts (into the v2 one only when the kernel cannot clone into it).
     /// Closed by ``remove()`` (or deinit).
     public private(set) var procsFDs: [Int32]
-    /// v1 directories: open (O_WRONLY | O_CLOEXEC) fds of their `tasks` files; the jail's
-    /// first process, still single-threaded, writes "0" into each as its first step. Moving
-    /// one thread by itself skips the kernel's global threadgroup lock, whose write side
-    /// waits for an RCU grace period: writing a pid into v1 `cgroup.procs` took 15-20 ms of
-    /// every start on the 2-CPU test machine, writing "0" into `tasks` 0.01-0.04 ms. The
+    /// The v1 ones among ``procsFDs`` (the rest is the v2 directory's).
+    public private(set) var v1ProcsFDs: [Int32]
+    /// v1 directories: open (O_WRONLY | O_CLOEXEC) fds of their `tasks` files, handed to the
+    /// jail's first process with its start message; still one thread, it writes "0" into
+    /// each. A thread moving itself skips the kernel's global threadgroup lock, whose write
+    /// side waits for an RCU grace period: writing a pid into v1 `cgroup.procs` took 15-20 ms
+    /// of every start on the 2-CPU test machine, and a pid into `tasks` 11 ms (the lock is
+    /// taken for any pid but the writer's own), "0" into `tasks` 0.01-0.04 ms. The
     /// permission check uses the opener's (mcpjail's) credentials. Closed like ``procsFDs``.
     public private(set) var tasksFDs: [Int32]
     /// The v2 directory, open (O_RDONLY | O_DIRECTORY | O_CLOEXEC), or -1: the jail is
@@ -331,10 +335,11 @@ public final class SessionCgroup: @unchecked Sendable {
     public private(set) var v2DirectoryFD: Int32
     private var removed = false
 
-    init(plan: CgroupPlan, directories: [Directory], procsFDs: [Int32], tasksFDs: [Int32], v2DirectoryFD: Int32) {
+    init(plan: CgroupPlan, directories: [Directory], procsFDs: [Int32], v1ProcsFDs: [Int32], tasksFDs: [Int32], v2DirectoryFD: Int32) {
         self.plan = plan
         self.directories = directories
         self.procsFDs = procsFDs
+        self.v1ProcsFDs = v1ProcsFDs
         self.tasksFDs = tasksFDs
         self.v2DirectoryFD = v2DirectoryFD
     }
@@ -379,6 +384,7 @@ public final class SessionCgroup: @unchecked Sendable {
         }
         var made: [Directory] = []
         var procsFDs: [Int32] = []
+        var v1ProcsFDs: [Int32] = []
         var tasksFDs: [Int32] = []
         var v2DirectoryFD: Int32 = -1
         let cleanup = {
@@ -406,6 +412,7 @@ public final class SessionCgroup: @unchecked Sendable {
                 let fd = open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
                 if fd < 0 { throw CgroupFiles.failure("open", path + "/cgroup.procs", errno) }
                 procsFDs.append(fd)
+                if group.version == .v1 { v1ProcsFDs.append(fd) }
                 if group.version == .v2 {
                     v2DirectoryFD = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
                     if v2DirectoryFD < 0 { throw CgroupFiles.failure("open", path, errno) }
@@ -415,7 +422,9 @@ public final class SessionCgroup: @unchecked Sendable {
             cleanup()
             throw error
         }
-        return SessionCgroup(plan: plan, directories: made, procsFDs: procsFDs, tasksFDs: tasksFDs, v2DirectoryFD: v2DirectoryFD)
+        return SessionCgroup(
+            plan: plan, directories: made, procsFDs: procsFDs, v1ProcsFDs: v1ProcsFDs, tasksFDs: tasksFDs,
+            v2DirectoryFD: v2DirectoryFD)
     }
 
     /// v2: the session directory under `parent`, with `controllers` enabled for it.
@@ -578,6 +587,7 @@ public final class SessionCgroup: @unchecked Sendable {
     private func closeFDs() {
         for fd in procsFDs + tasksFDs + [v2DirectoryFD] where fd >= 0 { _ = Glibc.close(fd) }
         procsFDs = []
+        v1ProcsFDs = []
         tasksFDs = []
         v2DirectoryFD = -1
     }

@@ -159,8 +159,9 @@ public struct JailPlan: Sendable, Equatable {
 /// Starts every server in its own jail: new user, pid, mount, network, ipc, uts and cgroup
 /// namespaces, a fresh read-only root holding only what the profile names, no capabilities,
 /// no_new_privs and the seccomp filter, with a tiny init as pid 1. The C child runs the
-/// steps (`mcpjail_jail.c`); this side plans them and writes the id maps and the cgroup
-/// placement before releasing it.
+/// steps (`mcpjail_jail.c`); this side plans them, writes the id maps, lets the child build
+/// the jail's file system while the caller prepares the ``StartRestrictions`` (the seccomp
+/// filter, cgroups), places the child in its cgroups and only then lets the server start.
 public struct JailSpawner: ServerSpawner {
     public let stateDirectory: String
 
@@ -168,13 +169,19 @@ public struct JailSpawner: ServerSpawner {
         self.stateDirectory = stateDirectory
     }
 
-    public func spawn(_ profile: Profile, stdio: ServerStdio, restrictions: ChildRestrictions) throws(MCPJailError) -> SpawnedServer {
+    public func spawn(
+        _ profile: Profile, stdio: ServerStdio, restrictions: ChildRestrictions,
+        whileTheJailBuilds prepare: () throws(MCPJailError) -> StartRestrictions
+    ) throws(MCPJailError) -> SpawnedServer {
         let isRoot = geteuid() == 0
         let plan = try JailPlan.make(for: profile, isRoot: isRoot, uid: getuid(), gid: getgid(), stateDirectory: stateDirectory)
-        return try launch(profile, plan: plan, stdio: stdio, restrictions: restrictions)
+        return try launch(profile, plan: plan, stdio: stdio, restrictions: restrictions, prepare: prepare)
     }
 
-    private func launch(_ profile: Profile, plan: JailPlan, stdio: ServerStdio, restrictions: ChildRestrictions) throws(MCPJailError) -> SpawnedServer {
+    private func launch(
+        _ profile: Profile, plan: JailPlan, stdio: ServerStdio, restrictions: ChildRestrictions,
+        prepare: () throws(MCPJailError) -> StartRestrictions
+    ) throws(MCPJailError) -> SpawnedServer {
         let argv = [profile.server.command] + profile.server.args
         let envp = plan.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
         let rlimits = restrictions.rlimits.map { mcpjail_rlimit(resource: $0.resource, soft: $0.soft, hard: $0.hard) }
@@ -218,16 +225,17 @@ public struct JailSpawner: ServerSpawner {
         var pid: pid_t = -1
         var releaseFD: Int32 = -1
         var errorFD: Int32 = -1
-        var inspectFD: Int32 = -1
+        var controlFD: Int32 = -1
         var placedInCgroup: Int32 = 0
         var result = mcpjail_spawn_result()
+        let failure = { (result: mcpjail_spawn_result) -> MCPJailError in
+            SpawnFailure(stage: Int(result.stage), errno: result.error).error(command: profile.server.command, workdir: profile.server.workdir)
+        }
         let cloned: Int32 = CStringArray(argv).withPointers { argvPointers in
             CStringArray(envp).withPointers { envPointers in
                 rlimits.withUnsafeBufferPointer { limits in
-                    restrictions.seccompProgram.withUnsafeBytes { filter in
-                        mounts.withUnsafeBufferPointer { steps in
-                          egressSockets.withUnsafeBufferPointer { egressSocketList in
-                          restrictions.cgroupTasksFDs.withUnsafeBufferPointer { tasksFDs in
+                    mounts.withUnsafeBufferPointer { steps in
+                        egressSockets.withUnsafeBufferPointer { egressSocketList in
                             var config = mcpjail_jail_config()
                             config.process = mcpjail_spawn_config(
                                 path: strings.add(profile.server.command), argv: argvPointers, envp: envPointers,
@@ -235,8 +243,7 @@ public struct JailSpawner: ServerSpawner {
                                 stdin_fd: stdio.stdin, stdout_fd: stdio.stdout, stderr_fd: stdio.stderr,
                                 cgroup_procs_fds: nil, cgroup_procs_fd_count: 0,
                                 rlimits: limits.baseAddress, rlimit_count: Int32(limits.count),
-                                seccomp_filter: filter.isEmpty ? nil : filter.baseAddress,
-                                seccomp_filter_length: UInt16(filter.count / 8))
+                                seccomp_filter: nil, seccomp_filter_length: 0)
                             config.mounts = steps.baseAddress
                             config.mount_count = Int32(steps.count)
                             config.hostname = strings.add(plan.hostname)
@@ -248,20 +255,20 @@ public struct JailSpawner: ServerSpawner {
                                 channel_fd: restrictions.egress?.jailChannel ?? -1,
                                 sockets: egressSocketList.baseAddress, socket_count: Int32(egressSocketList.count),
                                 ipv6: restrictions.egress?.ipv6 == true ? 1 : 0)
-                            config.cgroup_tasks_fds = tasksFDs.baseAddress
-                            config.cgroup_tasks_fd_count = Int32(tasksFDs.count)
                             config.cgroup_v2_fd = restrictions.cgroupV2DirectoryFD
-                            // The forked child works on a copy of this memory: the pointers stay valid there.
-                            return mcpjail_jail_clone(&config, &pid, &releaseFD, &errorFD, &inspectFD, &placedInCgroup, &result)
-                          }
-                          }
+                            // The cloned child works on a copy of this memory: the pointers stay valid there.
+                            return mcpjail_jail_clone(&config, &pid, &releaseFD, &errorFD, &controlFD, &placedInCgroup, &result)
                         }
                     }
                 }
             }
         }
-        guard cloned == 0 else {
-            throw SpawnFailure(stage: Int(result.stage), errno: result.error).error(command: profile.server.command, workdir: profile.server.workdir)
+        guard cloned == 0 else { throw failure(result) }
+        /// Ends the jail before anything of the server ran, for a failure on this side.
+        func abandon() {
+            FD.close(controlFD)
+            FD.close(errorFD)
+            Self.reap(pid)
         }
         do {
             try writeIDMaps(pid: pid, plan: plan)
@@ -270,37 +277,47 @@ public struct JailSpawner: ServerSpawner {
             }
         } catch {
             FD.close(releaseFD)
-            FD.close(errorFD)
-            if inspectFD >= 0 { FD.close(inspectFD) }
-            Self.reap(pid)
+            abandon()
             throw error
         }
+        guard mcpjail_jail_build(pid, releaseFD, errorFD, controlFD, &result) == 0 else { throw failure(result) }
+        // While the jail builds its file system (about 1 ms): the filter, the cgroups.
+        let start: StartRestrictions
+        do {
+            start = try prepare()
+            // (v1 `tasks` files go to the jail, which joins them itself: see SessionCgroup.tasksFDs.)
+            for fd in start.cgroupProcsFDs { try Self.write("\(pid)", to: fd, what: "cgroup.procs") }
+        } catch {
+            abandon()
+            throw error
+        }
+        var verification: PinVerification? = nil
+        var micros: UInt64 = 0
         if let pins = restrictions.pins {
             let started = monotonicNanoseconds()
-            let verification = try verifyInJail(
-                pid: pid, pins: pins, watch: restrictions.codeWatch, profile: profile, releaseFD: releaseFD, errorFD: errorFD,
-                inspectFD: inspectFD)
-            let micros = (monotonicNanoseconds() - started) / 1000
-            guard mcpjail_jail_continue(pid, inspectFD, errorFD, &result) == 0 else {
-                throw SpawnFailure(stage: Int(result.stage), errno: result.error).error(command: profile.server.command, workdir: profile.server.workdir)
+            verification = try verifyInJail(
+                pid: pid, pins: pins, watch: restrictions.codeWatch, profile: profile, errorFD: errorFD, controlFD: controlFD)
+            micros = (monotonicNanoseconds() - started) / 1000
+        }
+        let started = start.seccompProgram.withUnsafeBytes { filter in
+            start.cgroupTasksFDs.withUnsafeBufferPointer { tasks in
+                mcpjail_jail_start(
+                    pid, controlFD, errorFD, filter.baseAddress, filter.count, tasks.baseAddress, Int32(tasks.count), &result)
             }
-            return SpawnedServer(pid: pid, pinVerification: verification, pinCheckMicros: micros)
         }
-        guard mcpjail_jail_release(pid, releaseFD, errorFD, &result) == 0 else {
-            throw SpawnFailure(stage: Int(result.stage), errno: result.error).error(command: profile.server.command, workdir: profile.server.workdir)
-        }
-        return SpawnedServer(pid: pid)
+        guard started == 0 else { throw failure(result) }
+        return SpawnedServer(pid: pid, pinVerification: verification, pinCheckMicros: micros)
     }
 
-    /// Lets the jail build its file system, then verifies the pins on exactly what the
-    /// server will see: through an fd of the jail's root, with every mount in place and
-    /// nothing of the server started. On a difference the jail is killed before its exec.
+    /// Verifies the pins on exactly what the server will see: through an fd of the jail's
+    /// root, once its file system is complete, with nothing of the server started. On a
+    /// difference the jail is killed before its exec.
     private func verifyInJail(
-        pid: pid_t, pins: PinCheck, watch: CodeWatch?, profile: Profile, releaseFD: Int32, errorFD: Int32, inspectFD: Int32
+        pid: pid_t, pins: PinCheck, watch: CodeWatch?, profile: Profile, errorFD: Int32, controlFD: Int32
     ) throws(MCPJailError) -> PinVerification {
         var result = mcpjail_spawn_result()
         var root: Int32 = -1
-        guard mcpjail_jail_release_for_inspection(pid, releaseFD, errorFD, inspectFD, &root, &result) == 0 else {
+        guard mcpjail_jail_receive_root(pid, controlFD, errorFD, &root, &result) == 0 else {
             throw SpawnFailure(stage: Int(result.stage), errno: result.error).error(command: profile.server.command, workdir: profile.server.workdir)
         }
         defer { FD.close(root) }
@@ -325,7 +342,7 @@ public struct JailSpawner: ServerSpawner {
             }
             return verification
         } catch {
-            FD.close(inspectFD)
+            FD.close(controlFD)
             FD.close(errorFD)
             Self.reap(pid)
             throw error

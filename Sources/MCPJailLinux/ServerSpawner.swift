@@ -17,16 +17,14 @@ public struct ServerStdio: Sendable {
 
 /// What the child applies to itself between fork and exec, prepared before the fork.
 public struct ChildRestrictions: Sendable {
-    /// Open `cgroup.procs` files of the session's v2 cgroup; the parent writes the child's pid.
+    /// Open `cgroup.procs` files of a v2 cgroup made before the clone: the parent writes the
+    /// child's pid into each only when the kernel could not clone it into
+    /// ``cgroupV2DirectoryFD`` (before 5.7).
     public var cgroupProcsFDs: [Int32]
-    /// Open `tasks` files of the session's v1 cgroups; the child writes "0" first thing.
-    public var cgroupTasksFDs: [Int32]
     /// The session's v2 cgroup directory (-1: none): the child is cloned into it.
     public var cgroupV2DirectoryFD: Int32
     /// (resource, soft, hard) for setrlimit.
     public var rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)]
-    /// A compiled seccomp-BPF program, installed last; empty for none.
-    public var seccompProgram: [UInt8]
     /// For a pinned profile: its lock, against which the files are verified as the jail
     /// sees them, after its last mount and before the server's exec.
     public var pins: PinCheck?
@@ -36,17 +34,35 @@ public struct ChildRestrictions: Sendable {
     public var egress: EgressBridge?
 
     public init(
-        cgroupProcsFDs: [Int32] = [], cgroupTasksFDs: [Int32] = [], cgroupV2DirectoryFD: Int32 = -1, rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)] = [],
-        seccompProgram: [UInt8] = [], pins: PinCheck? = nil, codeWatch: CodeWatch? = nil, egress: EgressBridge? = nil
+        cgroupProcsFDs: [Int32] = [], cgroupV2DirectoryFD: Int32 = -1, rlimits: [(resource: Int32, soft: UInt64, hard: UInt64)] = [],
+        pins: PinCheck? = nil, codeWatch: CodeWatch? = nil, egress: EgressBridge? = nil
     ) {
         self.codeWatch = codeWatch
         self.cgroupProcsFDs = cgroupProcsFDs
-        self.cgroupTasksFDs = cgroupTasksFDs
         self.cgroupV2DirectoryFD = cgroupV2DirectoryFD
         self.rlimits = rlimits
-        self.seccompProgram = seccompProgram
         self.pins = pins
         self.egress = egress
+    }
+}
+
+/// What the server starts under that is prepared while the jail builds its file system:
+/// the spawner places the jail in these cgroups, then hands it the filter, and only then
+/// does anything of the server run.
+public struct StartRestrictions: Sendable {
+    /// Open v1 `tasks` files, sent to the jail's first process with its start message: still
+    /// one thread, it writes "0" into each (see ``SessionCgroup/tasksFDs``).
+    public var cgroupTasksFDs: [Int32]
+    /// Open `cgroup.procs` files the parent writes the pid into (a v1 cgroup whose `tasks`
+    /// we may not write).
+    public var cgroupProcsFDs: [Int32]
+    /// A compiled seccomp-BPF program, installed last; empty for none.
+    public var seccompProgram: [UInt8]
+
+    public init(cgroupTasksFDs: [Int32] = [], cgroupProcsFDs: [Int32] = [], seccompProgram: [UInt8] = []) {
+        self.cgroupTasksFDs = cgroupTasksFDs
+        self.cgroupProcsFDs = cgroupProcsFDs
+        self.seccompProgram = seccompProgram
     }
 }
 
@@ -68,8 +84,13 @@ public struct SpawnedServer: Sendable {
 /// tests may put another behind it.
 public protocol ServerSpawner: Sendable {
     /// Starts the server `profile` names with `stdio` as its fds 0-2 and `restrictions`
-    /// applied. On failure nothing is left running, and the error says which step failed and why.
-    func spawn(_ profile: Profile, stdio: ServerStdio, restrictions: ChildRestrictions) throws(MCPJailError) -> SpawnedServer
+    /// applied, calling `prepare` for the rest while the jail is being built; nothing of the
+    /// server runs before `prepare` returned. On failure (`prepare`'s too) nothing is left
+    /// running, and the error says which step failed and why.
+    func spawn(
+        _ profile: Profile, stdio: ServerStdio, restrictions: ChildRestrictions,
+        whileTheJailBuilds prepare: () throws(MCPJailError) -> StartRestrictions
+    ) throws(MCPJailError) -> SpawnedServer
 }
 
 /// A (stage, errno) pair from the child, turned into the user's one line and a hint.

@@ -319,8 +319,8 @@ struct CgroupLimitTests {
             #expect(fcntl(fd, F_GETFD) & FD_CLOEXEC != 0)
             #expect(fcntl(fd, F_GETFL) & O_ACCMODE == O_WRONLY)
         }
-        // A sleeper joined through the fds (the jail writes "0" into `tasks`; here the test
-        // writes the pid of the single-threaded sleeper, which moves it whole).
+        // A sleeper joined through the fds, as mcpjail places the jail: the pid of the
+        // single-threaded process into `tasks` (v1), which moves it whole.
         let sleeper = Process()
         sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
         sleeper.arguments = ["30"]
@@ -360,15 +360,16 @@ struct JailCloneIntoCgroupTests {
 
         var config = mcpjail_jail_config()
         config.cgroup_v2_fd = directory
-        var pid: pid_t = -1, release: Int32 = -1, failure: Int32 = -1, inspect: Int32 = -1, placed: Int32 = 0
+        var pid: pid_t = -1, release: Int32 = -1, failure: Int32 = -1, control: Int32 = -1, placed: Int32 = 0
         var result = mcpjail_spawn_result()
-        try #require(mcpjail_jail_clone(&config, &pid, &release, &failure, &inspect, &placed, &result) == 0)
+        try #require(mcpjail_jail_clone(&config, &pid, &release, &failure, &control, &placed, &result) == 0)
         // The child waits for its release: what /proc says now is where it was born.
         let membership = (try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)) ?? ""
         close(release)  // the child reads EOF and exits without building anything
         var status: Int32 = 0
         waitpid(pid, &status, 0)
         close(failure)
+        close(control)
         #expect(placed == 1)
         let expected = "0::" + (ownPath == "/" ? "" : ownPath) + "/" + name
         #expect(membership.split(separator: "\n").contains { $0 == expected }, "\(membership)")

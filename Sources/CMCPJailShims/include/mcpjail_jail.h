@@ -103,13 +103,10 @@ struct mcpjail_jail_config {
     int switch_identity;
     /// 1: once the jail's file system is complete (every mount, pivot_root, root read-only)
     /// and before anything of the server runs, the child hands the parent an fd of the
-    /// jail's root and waits for `mcpjail_jail_continue` (mcpjail verifies pins there).
+    /// jail's root over the control socket (mcpjail verifies pins there, before it sends
+    /// the start message).
     int inspect;
     struct mcpjail_egress_config egress;
-    /// Open cgroup v1 `tasks` files: the child writes "0" into each as its first step (one
-    /// thread moving itself skips the kernel's global threadgroup lock), then closes them.
-    const int *cgroup_tasks_fds;
-    int cgroup_tasks_fd_count;
     /// An open (O_RDONLY | O_DIRECTORY) fd of the session's cgroup v2 directory, or -1. The
     /// child is cloned into it (clone3 CLONE_INTO_CGROUP), which spares the parent a write
     /// to cgroup.procs that waits for an RCU grace period (8-13 ms measured); on kernels
@@ -117,28 +114,40 @@ struct mcpjail_jail_config {
     int cgroup_v2_fd;
 };
 
-/// Clones the jail's first process, which joins its v1 cgroups and waits until
-/// `mcpjail_jail_release` so the parent can write its id maps (and, when `placed_in_cgroup`
-/// comes back 0 with config->cgroup_v2_fd >= 0, its v2 cgroup placement). Returns 0 and sets
-/// `pid`, `release_fd`, `error_fd` and `inspect_fd` (-1 unless config->inspect), or -1 with
-/// result->stage/error set.
+/// The largest seccomp filter: the kernel's BPF_MAXINSNS (4096) instructions of 8 bytes.
+#define MCPJAIL_SECCOMP_MAX_BYTES (4096 * 8)
+
+/// Clones the jail's first process, which waits until `mcpjail_jail_build` so the parent can
+/// write its id maps (and, when `placed_in_cgroup` comes back 0 with config->cgroup_v2_fd
+/// >= 0, its v2 cgroup placement). Returns 0 and sets `pid`, `release_fd`, `error_fd` and
+/// `control_fd` (a SOCK_SEQPACKET socket to the child), or -1 with result->stage/error set.
+/// config->process.seccomp_filter is not used: the filter comes with the start message.
 int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int *release_fd, int *error_fd,
-                       int *inspect_fd, int *placed_in_cgroup, struct mcpjail_spawn_result *result);
+                       int *control_fd, int *placed_in_cgroup, struct mcpjail_spawn_result *result);
 
-/// With config->inspect: lets the cloned process build the jail's file system and returns 0
-/// with `root_fd`, an O_PATH fd of the jail's root directory in the jail's own mount
-/// namespace, once it is complete; the server has not started. -1 with result->stage/error
-/// on failure (the jail is reaped, `error_fd` and `inspect_fd` closed). `release_fd` is
-/// closed either way.
-int mcpjail_jail_release_for_inspection(pid_t pid, int release_fd, int error_fd, int inspect_fd, int *root_fd,
-                                        struct mcpjail_spawn_result *result);
+/// Lets the cloned process build the jail (file system, hostname, loopback, egress) and
+/// returns at once, so the parent can compile the seccomp filter and make the cgroups
+/// meanwhile; the child then waits for `mcpjail_jail_start`. Closes `release_fd`. 0, or -1
+/// with result->stage/error when the child is gone (it is reaped, every fd closed).
+int mcpjail_jail_build(pid_t pid, int release_fd, int error_fd, int control_fd, struct mcpjail_spawn_result *result);
 
-/// After mcpjail_jail_release_for_inspection: lets the jail start the server, then waits for
-/// the outcome like mcpjail_jail_release. Closes `inspect_fd` and `error_fd`.
-int mcpjail_jail_continue(pid_t pid, int inspect_fd, int error_fd, struct mcpjail_spawn_result *result);
+/// With config->inspect, after `mcpjail_jail_build`: waits until the jail's file system is
+/// complete and returns 0 with `root_fd`, an O_PATH fd of the jail's root directory in the
+/// jail's own mount namespace; the server has not started. -1 with result->stage/error on
+/// failure (the jail is reaped, `error_fd` and `control_fd` closed).
+int mcpjail_jail_receive_root(pid_t pid, int control_fd, int error_fd, int *root_fd, struct mcpjail_spawn_result *result);
 
-/// Lets the cloned process build the jail and exec the server, then waits for the outcome:
-/// 0 once the server's exec succeeded, or -1 with result->stage/error (the jail is reaped).
-int mcpjail_jail_release(pid_t pid, int release_fd, int error_fd, struct mcpjail_spawn_result *result);
+/// At most this many v1 `tasks` files travel with the start message.
+#define MCPJAIL_START_MAX_FDS 8
+
+/// Once the cgroups exist: sends the start message, with the seccomp filter (`filter_length`
+/// bytes, a multiple of 8, at most MCPJAIL_SECCOMP_MAX_BYTES; 0 for none) and the open v1
+/// `tasks` files the jail joins by writing "0" into each (one thread moving itself skips the
+/// kernel's global threadgroup lock, which a pid written by mcpjail takes), and waits for the
+/// outcome: 0 once the server's exec succeeded, or -1 with result->stage/error (the jail is
+/// reaped). Closes `control_fd` and `error_fd`, not the `tasks` fds. Closing `control_fd`
+/// without calling this ends the jail before anything of the server runs.
+int mcpjail_jail_start(pid_t pid, int control_fd, int error_fd, const void *filter, size_t filter_length,
+                       const int *cgroup_tasks_fds, int cgroup_tasks_fd_count, struct mcpjail_spawn_result *result);
 
 #endif

@@ -66,6 +66,11 @@ int mcpjail_openat_in_root(int dirfd, const char *path, int flags);
 /// At most this many fds pass in one SCM_RIGHTS message (the kernel's limit is 253).
 #define MCPJAIL_MAX_PASSED_FDS 250
 
+/// sendmsg of the bytes in `parts` with `count` fds (at most MCPJAIL_MAX_PASSED_FDS) as
+/// SCM_RIGHTS on `channel`, retried on EINTR: the bytes sent, or -1/errno. Async-signal-safe.
+struct iovec;
+ssize_t mcpjail_send_parts(int channel, const struct iovec *parts, int part_count, const int *fds, int count);
+
 /// sendmsg of one byte with `count` fds (at most MCPJAIL_MAX_PASSED_FDS) as SCM_RIGHTS on
 /// `channel`, retried on EINTR. 0, or -1/errno. Async-signal-safe: the jail's first process
 /// hands its sockets and its root over with it.
