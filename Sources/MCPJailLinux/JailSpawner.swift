@@ -276,8 +276,8 @@ public struct JailSpawner: ServerSpawner {
                 for fd in restrictions.cgroupProcsFDs { try Self.write("\(pid)", to: fd, what: "cgroup.procs") }
             }
         } catch {
-            FD.close(releaseFD)
-            abandon()
+            var report = mcpjail_spawn_result()
+            if mcpjail_jail_abandon(pid, releaseFD, errorFD, controlFD, &report) == 1 { throw failure(report) }
             throw error
         }
         guard mcpjail_jail_build(pid, releaseFD, errorFD, controlFD, &result) == 0 else { throw failure(result) }

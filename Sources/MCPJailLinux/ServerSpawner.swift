@@ -128,6 +128,8 @@ public struct SpawnFailure: Sendable, Equatable {
         case Int(MCPJAIL_STAGE_EGRESS_ROUTES.rawValue): "making every address local to the jail (egress routes)"
         case Int(MCPJAIL_STAGE_EGRESS_SOCKET.rawValue): "creating the egress sockets"
         case Int(MCPJAIL_STAGE_EGRESS_HANDOFF.rawValue): "handing the egress sockets to mcpjail"
+        case Int(MCPJAIL_STAGE_AFFINITY.rawValue): "restoring the CPU affinity"
+        case Int(MCPJAIL_STAGE_NETWORK_NAMESPACE.rawValue): "the network namespace"
         default: "stage \(stage)"
         }
     }
@@ -145,6 +147,8 @@ public struct SpawnFailure: Sendable, Equatable {
         case (Int(MCPJAIL_STAGE_CLONE.rawValue), EPERM), (Int(MCPJAIL_STAGE_CLONE.rawValue), ENOSPC),
             (Int(MCPJAIL_STAGE_CLONE.rawValue), EACCES):
             hint = "user namespaces are disabled or restricted here; `mcpjail doctor` says how to enable them"
+        case (Int(MCPJAIL_STAGE_NETWORK_NAMESPACE.rawValue), ENOSPC):
+            hint = "no network namespace is left for this user: the sysctl user.max_net_namespaces is 0 or used up"
         case (Int(MCPJAIL_STAGE_MOUNT.rawValue), EACCES):
             hint = "a path in [filesystem] is not accessible to the jail's user (root's servers run as nobody)"
         default: break

@@ -98,4 +98,57 @@ struct JailStartTests {
         #expect(text.contains("Seccomp:\t2"), "\(text)")
         #expect(text.contains("NoNewPrivs:\t1"), "\(text)")
     }
+
+    /// A line of /proc/PID/status ("self" for this process), without its name.
+    private static func statusField(_ field: String, pid: String = "self") -> String? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        return text.split(separator: "\n").first { $0.hasPrefix(field + ":") }
+            .map { $0.dropFirst(field.count + 1).trimmingCharacters(in: .whitespaces) }
+    }
+
+    @Test("the jail builds on a CPU of its own; the server gets mcpjail's CPU mask back and a network namespace of its own")
+    func placementAndNetworkNamespace() throws {
+        let (state, shared) = try Self.directories("3")
+        defer { try? FileManager.default.removeItem(atPath: (state as NSString).deletingLastPathComponent) }
+        let output = shared + "/placement"
+        var profile = profile("grep '^Cpus_allowed_list:' /proc/self/status > \(output).tmp; readlink /proc/self/ns/net >> \(output).tmp; mv \(output).tmp \(output)")
+        profile.filesystem.readWrite = [shared]
+        let ownMask = try #require(Self.statusField("Cpus_allowed_list"))
+        let ownNetwork = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
+        let before = Set(Self.jailedChildren())
+        var buildMask: String? = nil
+        let server = try JailSpawner(stateDirectory: state).spawn(
+            profile, stdio: ServerStdio(stdin: 0, stdout: 1, stderr: 2), restrictions: ChildRestrictions()
+        ) { () throws(MCPJailError) -> StartRestrictions in
+            // The jail moves itself as its first act, which may not have run yet. (Other
+            // tests' jails may be among the new ones: any of them pinned shows the probe
+            // tells a pinned process apart.)
+            let deadline = Date().addingTimeInterval(2)
+            repeat {
+                let masks = Self.jailedChildren().filter { !before.contains($0) }
+                    .compactMap { Self.statusField("Cpus_allowed_list", pid: String($0)) }
+                buildMask = masks.first { !$0.contains("-") && !$0.contains(",") } ?? masks.first
+                if let buildMask, !buildMask.contains("-"), !buildMask.contains(",") { break }
+                usleep(1_000)
+            } while Date() < deadline
+            return StartRestrictions()
+        }
+        var status: Int32 = 0
+        _ = waitpid(server.pid, &status, 0)
+        let deadline = Date().addingTimeInterval(10)
+        while access(output, F_OK) != 0, Date() < deadline { usleep(10_000) }
+        let lines = try String(contentsOfFile: output, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(lines.count == 2, "\(lines)")
+        // The probe tells a pinned process apart: while it builds, the jail is on one CPU
+        // when mcpjail may use several.
+        let cpus = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        if cpus > 1 && ownMask.contains(where: { $0 == "-" || $0 == "," }) {
+            let during = try #require(buildMask)
+            #expect(!during.contains("-") && !during.contains(","), "the building jail's mask: \(during)")
+            #expect(during != ownMask)
+        }
+        #expect(lines.first == "Cpus_allowed_list:\t\(ownMask)", "\(lines)")
+        #expect(lines.last?.hasPrefix("net:[") == true, "\(lines)")
+        #expect(lines.last != ownNetwork, "the server shares mcpjail's network namespace")
+    }
 }

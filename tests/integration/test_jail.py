@@ -201,6 +201,25 @@ def test_jail_setup_failures_name_the_stage_and_leave_nothing(jail: "Jail"):
     assert b"audit" not in done.stdout  # nothing was relayed
 
 
+def test_a_jail_without_a_network_namespace_names_that_cause(jail: "Jail"):
+    """The jail makes its network namespace itself, while mcpjail writes its id maps. Where no
+    namespace is left (user.max_net_namespaces = 0, in a user namespace of the test's own),
+    `run` names that stage and errno, not the id maps it then could not write, and starts
+    nothing. The control: the same limit stops `unshare -n` there."""
+    unshare = shutil.which("unshare")
+    assert unshare, "unshare (util-linux) is needed"
+    limited = [unshare, "--user", "--map-root-user", "sh", "-c", 'echo 0 > /proc/sys/user/max_net_namespaces && exec "$@"', "sh"]
+    control = subprocess.run([*limited, unshare, "--net", "true"], capture_output=True, timeout=30)
+    assert control.returncode != 0 and b"No space left on device" in control.stderr, control.stderr
+    marker = jail.root / "ran"
+    jail.write_profile("nonet", "/bin/sh", ["-c", f"echo ran > {marker}"])
+    done = subprocess.run([*limited, *jail.command("nonet")], env=jail.env(), input=b"", capture_output=True, timeout=30)
+    assert done.returncode != 0
+    assert b"mcpjail: jail setup failed at the network namespace: No space left on device" in done.stderr, done.stderr
+    assert b"user.max_net_namespaces" in done.stderr
+    assert not marker.exists()
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="making a setuid-root binary needs root")
 def test_a_setuid_binary_gives_no_privileges_in_the_jail(jail: "Jail"):
     """A setuid-root copy of `id`: run unjailed by an ordinary user it reports euid 0 (the

@@ -24,6 +24,10 @@ enum mcpjail_jail_stage {
     MCPJAIL_STAGE_EGRESS_ROUTES = 32,
     MCPJAIL_STAGE_EGRESS_SOCKET = 33,
     MCPJAIL_STAGE_EGRESS_HANDOFF = 34,
+    /// Giving the server mcpjail's CPU affinity back after the build's placement.
+    MCPJAIL_STAGE_AFFINITY = 35,
+    /// The jail's network namespace (unshared by the child, not made by the clone).
+    MCPJAIL_STAGE_NETWORK_NAMESPACE = 36,
 };
 
 /// At most this many egress sockets (one SCM_RIGHTS message holds up to 253 fds).
@@ -130,6 +134,12 @@ int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int
 /// meanwhile; the child then waits for `mcpjail_jail_start`. Closes `release_fd`. 0, or -1
 /// with result->stage/error when the child is gone (it is reaped, every fd closed).
 int mcpjail_jail_build(pid_t pid, int release_fd, int error_fd, int control_fd, struct mcpjail_spawn_result *result);
+
+/// Ends a cloned jail that was never released (a failure on the parent's side before
+/// `mcpjail_jail_build`): closes `release_fd`, `error_fd` and `control_fd` and reaps it.
+/// Returns 1 with result->stage/error when the jail had reported a failure of its own (which
+/// is then the cause, the parent's failure only its symptom), else 0.
+int mcpjail_jail_abandon(pid_t pid, int release_fd, int error_fd, int control_fd, struct mcpjail_spawn_result *result);
 
 /// With config->inspect, after `mcpjail_jail_build`: waits until the jail's file system is
 /// complete and returns 0 with `root_fd`, an O_PATH fd of the jail's root directory in the
