@@ -506,34 +506,14 @@ static struct mcpjail_jail_config final_config;
 static const struct mcpjail_jail_config *wait_for_start(const struct mcpjail_jail_config *config, int control_fd,
                                                         int error_fd) {
     static unsigned char message[4 + MCPJAIL_SECCOMP_MAX_BYTES];
-    union {
-        char buffer[CMSG_SPACE(sizeof(int) * MCPJAIL_START_MAX_FDS)];
-        struct cmsghdr align;
-    } control;
-    struct iovec iov = { .iov_base = message, .iov_len = sizeof(message) };
-    struct msghdr header;
-    memset(&header, 0, sizeof(header));
-    header.msg_iov = &iov;
-    header.msg_iovlen = 1;
-    header.msg_control = control.buffer;
-    header.msg_controllen = sizeof(control.buffer);
-    ssize_t got;
-    do {
-        got = recvmsg(control_fd, &header, MSG_CMSG_CLOEXEC);
-    } while (got < 0 && errno == EINTR);
-    if (got <= 0) _exit(127);
-    close(control_fd);
     int tasks[MCPJAIL_START_MAX_FDS];
     int task_count = 0;
-    for (struct cmsghdr *part = CMSG_FIRSTHDR(&header); part != NULL; part = CMSG_NXTHDR(&header, part)) {
-        if (part->cmsg_level != SOL_SOCKET || part->cmsg_type != SCM_RIGHTS) continue;
-        int n = (int)((part->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-        for (int i = 0; i < n && task_count < MCPJAIL_START_MAX_FDS; i++)
-            memcpy(&tasks[task_count++], CMSG_DATA(part) + sizeof(int) * (size_t)i, sizeof(int));
-    }
+    ssize_t got = mcpjail_receive_parts(control_fd, message, sizeof(message), tasks, MCPJAIL_START_MAX_FDS, &task_count, 1);
+    if (got < 0 && errno != EMSGSIZE) _exit(127);  // the parent gave up or died
+    close(control_fd);
     uint32_t length = 0;
     if (got >= 4) memcpy(&length, message, sizeof(length));
-    if (got < 4 || (header.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)got != 4 + (size_t)length || length % 8 != 0) {
+    if (got < 4 || (size_t)got != 4 + (size_t)length || length % 8 != 0) {
         errno = EPROTO;
         mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_WAIT_FOR_PARENT);
     }

@@ -192,13 +192,13 @@ int mcpjail_send_fds(int channel, char byte, const int *fds, int count) {
     return -1;
 }
 
-int mcpjail_receive_fds(int channel, int *fds, int max, int wait) {
+ssize_t mcpjail_receive_parts(int channel, void *buffer, size_t size, int *fds, int max, int *fd_count, int wait) {
+    *fd_count = 0;
     if (max < 0 || max > MCPJAIL_MAX_PASSED_FDS) {
         errno = EINVAL;
         return -1;
     }
-    char byte;
-    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    struct iovec iov = { .iov_base = buffer, .iov_len = size };
     union {
         char buffer[CMSG_SPACE(sizeof(int) * MCPJAIL_MAX_PASSED_FDS)];
         struct cmsghdr align;
@@ -229,12 +229,19 @@ int mcpjail_receive_fds(int channel, int *fds, int max, int wait) {
             else close(fd);
         }
     }
-    if (message.msg_flags & MSG_CTRUNC) {
+    if (message.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
         for (int i = 0; i < count; i++) close(fds[i]);
         errno = EMSGSIZE;
         return -1;
     }
-    return count;
+    *fd_count = count;
+    return got;
+}
+
+int mcpjail_receive_fds(int channel, int *fds, int max, int wait) {
+    char byte;
+    int count;
+    return mcpjail_receive_parts(channel, &byte, 1, fds, max, &count, wait) < 0 ? -1 : count;
 }
 
 ssize_t mcpjail_splice(int in_fd, int out_fd, size_t length, int more) {

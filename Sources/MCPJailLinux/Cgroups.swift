@@ -314,13 +314,16 @@ public final class SessionCgroup: @unchecked Sendable {
 
     public let plan: CgroupPlan
     public let directories: [Directory]
-    /// Open (O_WRONLY | O_CLOEXEC) fds of `cgroup.procs` files: the v2 directory's, and a v1
-    /// one's whose `tasks` file we may not write. mcpjail writes the jail's pid into each
-    /// before the server starts (into the v2 one only when the kernel cannot clone into it).
-    /// Closed by ``remove()`` (or deinit).
-    public private(set) var procsFDs: [Int32]
-    /// The v1 ones among ``procsFDs`` (the rest is the v2 directory's).
+    /// The v2 directory's `cgroup.procs`, open (O_WRONLY | O_CLOEXEC): mcpjail writes the
+    /// jail's pid into it only when the kernel cannot clone the jail into the directory
+    /// (see ``v2DirectoryFD``). Closed by ``remove()`` (or deinit).
+    public private(set) var v2ProcsFDs: [Int32]
+    /// `cgroup.procs` of v1 directories whose `tasks` file we may not write (a delegation
+    /// made only cgroup.procs writable): mcpjail writes the jail's pid into each before the
+    /// server starts. Closed like ``v2ProcsFDs``.
     public private(set) var v1ProcsFDs: [Int32]
+    /// Every open `cgroup.procs` fd: ``v2ProcsFDs`` and ``v1ProcsFDs``.
+    public var procsFDs: [Int32] { v2ProcsFDs + v1ProcsFDs }
     /// v1 directories: open (O_WRONLY | O_CLOEXEC) fds of their `tasks` files, handed to the
     /// jail's first process with its start message; still one thread, it writes "0" into
     /// each. A thread moving itself skips the kernel's global threadgroup lock, whose write
@@ -335,10 +338,10 @@ public final class SessionCgroup: @unchecked Sendable {
     public private(set) var v2DirectoryFD: Int32
     private var removed = false
 
-    init(plan: CgroupPlan, directories: [Directory], procsFDs: [Int32], v1ProcsFDs: [Int32], tasksFDs: [Int32], v2DirectoryFD: Int32) {
+    init(plan: CgroupPlan, directories: [Directory], v2ProcsFDs: [Int32], v1ProcsFDs: [Int32], tasksFDs: [Int32], v2DirectoryFD: Int32) {
         self.plan = plan
         self.directories = directories
-        self.procsFDs = procsFDs
+        self.v2ProcsFDs = v2ProcsFDs
         self.v1ProcsFDs = v1ProcsFDs
         self.tasksFDs = tasksFDs
         self.v2DirectoryFD = v2DirectoryFD
@@ -383,12 +386,12 @@ public final class SessionCgroup: @unchecked Sendable {
             }
         }
         var made: [Directory] = []
-        var procsFDs: [Int32] = []
+        var v2ProcsFDs: [Int32] = []
         var v1ProcsFDs: [Int32] = []
         var tasksFDs: [Int32] = []
         var v2DirectoryFD: Int32 = -1
         let cleanup = {
-            for fd in procsFDs + tasksFDs + [v2DirectoryFD] where fd >= 0 { _ = Glibc.close(fd) }
+            for fd in v2ProcsFDs + v1ProcsFDs + tasksFDs + [v2DirectoryFD] where fd >= 0 { _ = Glibc.close(fd) }
             for directory in made.reversed() { _ = rmdir(directory.path) }
         }
         do throws(MCPJailError) {
@@ -411,9 +414,10 @@ public final class SessionCgroup: @unchecked Sendable {
                 }
                 let fd = open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
                 if fd < 0 { throw CgroupFiles.failure("open", path + "/cgroup.procs", errno) }
-                procsFDs.append(fd)
-                if group.version == .v1 { v1ProcsFDs.append(fd) }
-                if group.version == .v2 {
+                if group.version == .v1 {
+                    v1ProcsFDs.append(fd)
+                } else {
+                    v2ProcsFDs.append(fd)
                     v2DirectoryFD = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
                     if v2DirectoryFD < 0 { throw CgroupFiles.failure("open", path, errno) }
                 }
@@ -423,7 +427,7 @@ public final class SessionCgroup: @unchecked Sendable {
             throw error
         }
         return SessionCgroup(
-            plan: plan, directories: made, procsFDs: procsFDs, v1ProcsFDs: v1ProcsFDs, tasksFDs: tasksFDs,
+            plan: plan, directories: made, v2ProcsFDs: v2ProcsFDs, v1ProcsFDs: v1ProcsFDs, tasksFDs: tasksFDs,
             v2DirectoryFD: v2DirectoryFD)
     }
 
@@ -586,7 +590,7 @@ public final class SessionCgroup: @unchecked Sendable {
 
     private func closeFDs() {
         for fd in procsFDs + tasksFDs + [v2DirectoryFD] where fd >= 0 { _ = Glibc.close(fd) }
-        procsFDs = []
+        v2ProcsFDs = []
         v1ProcsFDs = []
         tasksFDs = []
         v2DirectoryFD = -1

@@ -91,9 +91,8 @@ public final class Session {
             _ = madeCgroup?.remove()
             throw error
         }
-        let v2ProcsFDs = (madeCgroup?.procsFDs ?? []).filter { !(madeCgroup?.v1ProcsFDs ?? []).contains($0) }
         let restrictions = ChildRestrictions(
-            cgroupProcsFDs: v2ProcsFDs, cgroupV2DirectoryFD: madeCgroup?.v2DirectoryFD ?? -1, rlimits: rlimits, pins: pins,
+            cgroupProcsFDs: madeCgroup?.v2ProcsFDs ?? [], cgroupV2DirectoryFD: madeCgroup?.v2DirectoryFD ?? -1, rlimits: rlimits, pins: pins,
             codeWatch: codeWatch, egress: bridge)
 
         let server: SpawnedServer

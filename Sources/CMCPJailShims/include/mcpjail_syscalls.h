@@ -76,6 +76,13 @@ ssize_t mcpjail_send_parts(int channel, const struct iovec *parts, int part_coun
 /// hands its sockets and its root over with it.
 int mcpjail_send_fds(int channel, char byte, const int *fds, int count);
 
+/// recvmsg of one message on `channel`, waiting for it when `wait` is nonzero: up to `size`
+/// bytes into `buffer`, and up to `max` (at most MCPJAIL_MAX_PASSED_FDS) SCM_RIGHTS fds
+/// (close-on-exec) into `fds`, their number in *fd_count. Returns the bytes received, or
+/// -1/errno: EAGAIN when not waiting and no message is there, EPIPE at EOF, EMSGSIZE when
+/// the message held more bytes or fds (its fds are then closed). Async-signal-safe.
+ssize_t mcpjail_receive_parts(int channel, void *buffer, size_t size, int *fds, int max, int *fd_count, int wait);
+
 /// recvmsg of one SCM_RIGHTS message (fds close-on-exec) on `channel`, waiting for it when
 /// `wait` is nonzero: stores up to `max` (at most MCPJAIL_MAX_PASSED_FDS) fds in `fds`;
 /// returns their number, or -1/errno (EAGAIN when not waiting and no message is there,
