@@ -55,8 +55,9 @@ public struct HostFeatures: Sendable {
         CgroupFiles.read(path)?.trimmingWhitespace()
     }
 
-    /// max_user_namespaces, Debian's unprivileged_userns_clone, and Ubuntu 24.04's AppArmor
-    /// restriction of unprivileged user namespaces.
+    /// max_user_namespaces (and max_net_namespaces: each jail makes one), Debian's
+    /// unprivileged_userns_clone, and Ubuntu 24.04's AppArmor restriction of unprivileged
+    /// user namespaces.
     public func userNamespaces() -> HostFinding {
         let check = "user-namespaces"
         guard let maxText = read(proc + "/sys/user/max_user_namespaces"), let max = Int(maxText) else {
@@ -70,6 +71,16 @@ public struct HostFeatures: Sendable {
                 hint: "sudo sysctl user.max_user_namespaces=15000")
         }
         var detail = "max_user_namespaces=\(max)"
+        // Every jail makes a network namespace of its own (in its user namespace).
+        if let netText = read(proc + "/sys/user/max_net_namespaces"), let maxNet = Int(netText) {
+            if maxNet == 0 {
+                return HostFinding(
+                    check: check, status: .missing,
+                    detail: detail + ", max_net_namespaces=0: network namespaces are switched off, and every jail needs one",
+                    hint: "sudo sysctl user.max_net_namespaces=15000")
+            }
+            detail += ", max_net_namespaces=\(maxNet)"
+        }
         if let clone = read(proc + "/sys/kernel/unprivileged_userns_clone") {
             detail += ", unprivileged_userns_clone=\(clone)"
             if clone == "0" {
