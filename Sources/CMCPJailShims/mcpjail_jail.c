@@ -3,16 +3,22 @@
 // fixed-size path buffers on the stack, syscalls, and the steps of mcpjail_spawn_child.
 //
 // Order (nsjail's containProc, bubblewrap's setup_newroot):
-//   [pinned beside the parent: its own CPU] -> its network namespace
-//   -> wait for the parent (id maps) -> identity -> private mounts -> new tmpfs root
+//   namespace holder (started before the profile is read, on a CPU of its own): a new user
+//      namespace -> the network namespace -> loopback up -> wait to be let go
+//   intermediate (into the v2 cgroup, on the build's CPU): join the holder's user and
+//      network namespaces -> new pid, mount, ipc, uts namespaces -> clone the jail (pid 1,
+//      mcpjail's child) -> exit
+//   jail: wait for the parent (id maps) -> identity -> private mounts -> new tmpfs root
 //   -> the profile's mounts -> pivot_root -> root read-only -> [hand the jail's root to the
-//      parent: pins] -> hostname, loopback, egress
+//      parent: pins] -> hostname, egress
 //   -> wait for the start message (the seccomp filter, and the v1 cgroups to join; a v2 one
 //      the jail was cloned into) -> join them -> the jail's own cgroup namespace -> setsid
+//   -> mcpjail's CPU mask back
 //   -> pid 1 init: vfork the server (mcpjail_spawn_child: caps, no_new_privs, seccomp, exec)
 //      and reap, forwarding signals, until the server exits.
-// The parent compiles the filter and makes the cgroups while the jail builds its file
-// system: the two take about the same time, and each had waited for the other.
+// The network namespace, most of what the namespaces cost, is made while mcpjail reads the
+// profile; the parent compiles the filter and makes the cgroups while the jail builds its
+// file system.
 #define _GNU_SOURCE
 #include "mcpjail_jail.h"
 #include "mcpjail_syscalls.h"
@@ -32,6 +38,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -538,14 +545,17 @@ static const struct mcpjail_jail_config *wait_for_start(const struct mcpjail_jai
 /// preparations instead of overlapping them. The server gets the whole mask back.
 struct build_placement {
     int build_cpu;        ///< -1: leave the placement to the scheduler
+    int parent_cpu;       ///< where the parent ran when this was planned
     cpu_set_t run_mask;   ///< mcpjail's own affinity, restored before init starts the server
 };
 
 static void plan_build_placement(struct build_placement *placement) {
     placement->build_cpu = -1;
+    placement->parent_cpu = -1;
     CPU_ZERO(&placement->run_mask);
     if (sched_getaffinity(0, sizeof(placement->run_mask), &placement->run_mask) != 0) return;
     int here = sched_getcpu();
+    placement->parent_cpu = here;
     if (here < 0 || CPU_COUNT(&placement->run_mask) < 2) return;
     for (int step = 1; step < CPU_SETSIZE; step++) {
         int cpu = (here + step) % CPU_SETSIZE;
@@ -556,23 +566,20 @@ static void plan_build_placement(struct build_placement *placement) {
     }
 }
 
+/// Pins the caller to the build's CPU (a placement hint: failure changes nothing).
+static void move_to_build_cpu(const struct build_placement *placement) {
+    if (placement->build_cpu < 0) return;
+    cpu_set_t build;
+    CPU_ZERO(&build);
+    CPU_SET(placement->build_cpu, &build);
+    (void)sched_setaffinity(0, sizeof(build), &build);
+}
+
 static void jail_child(const struct mcpjail_jail_config *config, const struct build_placement *placement, int release_fd,
                        int error_fd, int control_fd) {
     // Die with mcpjail. (getppid() is 0 here: the parent is outside the pid namespace;
     // the release pipe tells whether it is still there.)
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_PDEATHSIG);
-    if (placement->build_cpu >= 0) {
-        cpu_set_t build;
-        CPU_ZERO(&build);
-        CPU_SET(placement->build_cpu, &build);
-        (void)sched_setaffinity(0, sizeof(build), &build);  // a placement hint: failure changes nothing
-    }
-    // The network namespace is made here rather than by the clone: it is most of the
-    // clone's cost (~0.35 of 0.45 ms), which the parent would wait for, while here it runs
-    // beside the parent writing the id maps and preparing the filter. The child has every
-    // capability in its new user namespace from the start, so this needs no id map; the
-    // namespace is owned by the jail's user namespace, as one made by the clone would be.
-    if (unshare(CLONE_NEWNET) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_NETWORK_NAMESPACE);
     char go = 0;
     ssize_t got;
     do {
@@ -617,7 +624,6 @@ static void jail_child(const struct mcpjail_jail_config *config, const struct bu
     if (config->inspect && hand_root_for_inspection(control_fd) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_INSPECT);
 
     if (sethostname(config->hostname, strlen(config->hostname)) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_HOSTNAME);
-    if (bring_up_loopback() != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_LOOPBACK);
     set_up_egress(&config->egress, error_fd);
 
     const struct mcpjail_jail_config *final = wait_for_start(config, control_fd, error_fd);
@@ -631,17 +637,116 @@ static void jail_child(const struct mcpjail_jail_config *config, const struct bu
     run_init(final, error_fd);
 }
 
-/// Clones the jail's first process (fork-like: the child returns 0 on this stack), straight
-/// into the v2 cgroup `cgroup_fd` when it is >= 0 and the kernel has CLONE_INTO_CGROUP
-/// (5.7); *placed says whether it went there.
-static long clone_jail(int cgroup_fd, int *placed) {
-    const uint64_t namespaces =
-        CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
+static ssize_t read_report(int error_fd, int report[2]);
+
+/// The namespace holder's life: its network namespace, loopback up, a (stage, errno)
+/// report (stage 0: ready), then a wait for its release pipe to close.
+static void run_namespace_holder(const struct build_placement *placement, int release_fd, int report_fd) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) mcpjail_report_and_exit(report_fd, MCPJAIL_STAGE_PDEATHSIG);
+    move_to_build_cpu(placement);
+    // Every capability in its new user namespace from the start: no id map is needed for
+    // this, and the namespace belongs to the user namespace the jail will join.
+    if (unshare(CLONE_NEWNET) != 0) mcpjail_report_and_exit(report_fd, MCPJAIL_STAGE_NETWORK_NAMESPACE);
+    if (bring_up_loopback() != 0) mcpjail_report_and_exit(report_fd, MCPJAIL_STAGE_LOOPBACK);
+    int ready[2] = { MCPJAIL_STAGE_NONE, 0 };
+    if (write(report_fd, ready, sizeof(ready)) != (ssize_t)sizeof(ready)) _exit(127);
+    char ignored;
+    while (read(release_fd, &ignored, 1) != 0 && errno == EINTR) {}
+    // Released once the jail has joined the namespaces, which the jail's build now needs
+    // the CPU for: exit (tearing down this copy of mcpjail's memory) on the parent's.
+    if (placement->build_cpu >= 0) {
+        cpu_set_t parent;
+        CPU_ZERO(&parent);
+        CPU_SET(placement->parent_cpu, &parent);
+        (void)sched_setaffinity(0, sizeof(parent), &parent);
+    }
+    _exit(0);
+}
+
+int mcpjail_namespace_holder_start(pid_t *pid, int *release_fd, int *report_fd) {
+    int release_pipe[2], report_pipe[2];
+    if (pipe2(release_pipe, O_CLOEXEC) != 0) return -1;
+    if (pipe2(report_pipe, O_CLOEXEC) != 0) {
+        int saved = errno;
+        close(release_pipe[0]);
+        close(release_pipe[1]);
+        errno = saved;
+        return -1;
+    }
+    struct build_placement placement;
+    plan_build_placement(&placement);
+    long child = syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | SIGCHLD), NULL, NULL, NULL, 0);
+    if (child == 0) {
+        close(release_pipe[1]);
+        close(report_pipe[0]);
+        run_namespace_holder(&placement, release_pipe[0], report_pipe[1]);
+    }
+    int saved = errno;
+    close(release_pipe[0]);
+    close(report_pipe[1]);
+    if (child < 0) {
+        close(release_pipe[1]);
+        close(report_pipe[0]);
+        errno = saved;
+        return -1;
+    }
+    *pid = (pid_t)child;
+    *release_fd = release_pipe[1];
+    *report_fd = report_pipe[0];
+    return 0;
+}
+
+int mcpjail_namespace_holder_ready(pid_t pid, int report_fd, int *user_fd, int *net_fd, struct mcpjail_spawn_result *result) {
+    result->pid = -1;
+    result->stage = MCPJAIL_STAGE_NONE;
+    result->error = 0;
+    int report[2] = { -1, 0 };
+    ssize_t got;
+    do {
+        got = read(report_fd, report, sizeof(report));
+    } while (got < 0 && errno == EINTR);
+    if (got == (ssize_t)sizeof(report) && report[0] == MCPJAIL_STAGE_NONE) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
+        *user_fd = open(path, O_RDONLY | O_CLOEXEC);
+        snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+        *net_fd = *user_fd < 0 ? -1 : open(path, O_RDONLY | O_CLOEXEC);
+        if (*net_fd >= 0) return 0;
+        int saved = errno;
+        if (*user_fd >= 0) close(*user_fd);
+        report[0] = MCPJAIL_STAGE_JOIN_NAMESPACES;
+        report[1] = saved;
+    } else if (got != (ssize_t)sizeof(report)) {
+        report[0] = MCPJAIL_STAGE_NETWORK_NAMESPACE;
+        report[1] = got < 0 ? errno : EPROTO;
+    }
+    // It failed (and exited) or it is of no use: end it.
+    close(report_fd);
+    kill(pid, SIGKILL);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    result->stage = report[0];
+    result->error = report[1];
+    return -1;
+}
+
+void mcpjail_namespace_holder_end(pid_t pid, int release_fd, int report_fd) {
+    if (report_fd >= 0) close(report_fd);
+    if (release_fd >= 0) close(release_fd);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+}
+
+/// Clones the intermediate (fork-like: the child returns 0 on this stack), straight into
+/// the v2 cgroup `cgroup_fd` when it is >= 0 and the kernel has CLONE_INTO_CGROUP (5.7);
+/// *placed says whether it went there. No namespaces here: the intermediate joins the
+/// holder's and makes the rest (`enter_jail_namespaces`).
+static long clone_intermediate(int cgroup_fd, int *placed) {
     *placed = 0;
     if (cgroup_fd >= 0) {
         struct clone_args args;
         memset(&args, 0, sizeof(args));
-        args.flags = namespaces | CLONE_INTO_CGROUP;
+        args.flags = CLONE_INTO_CGROUP;
         args.exit_signal = SIGCHLD;
         args.cgroup = (uint64_t)cgroup_fd;
         long child = syscall(SYS_clone3, &args, sizeof(args));
@@ -650,7 +755,32 @@ static long clone_jail(int cgroup_fd, int *placed) {
         // ENOSYS: no clone3 (before 5.3); E2BIG or EINVAL: no CLONE_INTO_CGROUP (before 5.7).
         if (errno != ENOSYS && errno != E2BIG && errno != EINVAL) return -1;
     }
-    return syscall(SYS_clone, (unsigned long)namespaces | SIGCHLD, NULL, NULL, NULL, 0);
+    return syscall(SYS_clone, (unsigned long)SIGCHLD, NULL, NULL, NULL, 0);
+}
+
+/// The intermediate: joins the holder's user namespace (where it holds every capability:
+/// its uid owns it) and network namespace, unshares new pid, mount, ipc and uts namespaces,
+/// and clones the jail's first process, pid 1 of the new pid namespace, as a child of
+/// mcpjail (CLONE_PARENT); it sends that pid (as mcpjail sees it) on `pid_fd` and exits.
+static void run_intermediate(const struct mcpjail_jail_config *config, const struct build_placement *placement,
+                             int release_fd, int error_fd, int control_fd, int pid_fd) {
+    // On the build's CPU before the jail is cloned, so that it starts there.
+    move_to_build_cpu(placement);
+    if (setns(config->user_namespace_fd, CLONE_NEWUSER) != 0 || setns(config->network_namespace_fd, CLONE_NEWNET) != 0)
+        mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_JOIN_NAMESPACES);
+    close(config->user_namespace_fd);
+    close(config->network_namespace_fd);
+    if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_CLONE);
+    long jail = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), NULL, NULL, NULL, 0);
+    if (jail < 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_CLONE);
+    if (jail == 0) {
+        close(pid_fd);
+        jail_child(config, placement, release_fd, error_fd, control_fd);
+        _exit(127);
+    }
+    pid_t pid = (pid_t)jail;
+    ssize_t sent = write(pid_fd, &pid, sizeof(pid));
+    _exit(sent == (ssize_t)sizeof(pid) ? 0 : 127);
 }
 
 int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int *release_fd, int *error_fd,
@@ -675,10 +805,8 @@ int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int
         errno = saved;
         goto fail;
     }
-    struct build_placement placement;
-    plan_build_placement(&placement);
-    long child = clone_jail(config->cgroup_v2_fd, placed_in_cgroup);
-    if (child < 0) {
+    int pid_pipe[2];
+    if (pipe2(pid_pipe, O_CLOEXEC) != 0) {
         int saved = errno;
         close(release_pipe[0]);
         close(release_pipe[1]);
@@ -687,21 +815,48 @@ int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int
         close(control_pair[0]);
         close(control_pair[1]);
         errno = saved;
-        result->stage = MCPJAIL_STAGE_CLONE;
-        result->error = errno;
-        return -1;
+        goto fail;
     }
-    if (child == 0) {
+    struct build_placement placement;
+    plan_build_placement(&placement);
+    long intermediate = clone_intermediate(config->cgroup_v2_fd, placed_in_cgroup);
+    if (intermediate == 0) {
         close(release_pipe[1]);
         close(error_pipe[0]);
         close(control_pair[0]);
-        jail_child(config, &placement, release_pipe[0], error_pipe[1], control_pair[1]);
+        close(pid_pipe[0]);
+        run_intermediate(config, &placement, release_pipe[0], error_pipe[1], control_pair[1], pid_pipe[1]);
         _exit(127);
     }
+    int saved = errno;
     close(release_pipe[0]);
     close(error_pipe[1]);
     close(control_pair[1]);
-    *pid = (pid_t)child;
+    close(pid_pipe[1]);
+    pid_t jail = -1;
+    ssize_t got = -1;
+    if (intermediate > 0) {
+        do {
+            got = read(pid_pipe[0], &jail, sizeof(jail));
+        } while (got < 0 && errno == EINTR);
+        int status;
+        while (waitpid((pid_t)intermediate, &status, 0) < 0 && errno == EINTR) {}
+    }
+    close(pid_pipe[0]);
+    if (intermediate < 0 || got != (ssize_t)sizeof(jail) || jail <= 0) {
+        // The intermediate's own report, if it made one; a jail it cloned is killed by
+        // its parent-death signal once mcpjail closes the release pipe, or reaped here.
+        close(release_pipe[1]);
+        close(control_pair[0]);
+        int report[2] = { 0, 0 };
+        ssize_t reported = -1;
+        if (intermediate < 0) close(error_pipe[0]);
+        else reported = read_report(error_pipe[0], report);  // closes it
+        result->stage = reported == (ssize_t)sizeof(report) ? report[0] : MCPJAIL_STAGE_CLONE;
+        result->error = reported == (ssize_t)sizeof(report) ? report[1] : (intermediate < 0 ? saved : EPROTO);
+        return -1;
+    }
+    *pid = jail;
     *release_fd = release_pipe[1];
     *error_fd = error_pipe[0];
     *control_fd = control_pair[0];

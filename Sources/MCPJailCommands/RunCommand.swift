@@ -38,11 +38,15 @@ struct Run: ParsableCommand {
         let environment = ProcessEnvironment.current()
         let logger = makeLogger(environment: environment)
         do {
-            let profile = try ProfileStore.resolve(explicit: profiles, environment: environment).load(name)
+            let store = ProfileStore.resolve(explicit: profiles, environment: environment)
+            // The jail's namespaces are made while the profile is read and the session
+            // prepared (NamespaceHolder); a failure here is reported by the spawn itself.
+            let namespaces = try? NamespaceHolder.start()
+            let profile = try store.load(name)
             let state = StateDirectory.resolve(environment: environment, isRoot: geteuid() == 0)
             let session = Session(
-                profile: profile, state: state, spawner: JailSpawner(stateDirectory: state.path), logger: logger,
-                clientEnvironment: environment)
+                profile: profile, state: state, spawner: JailSpawner(stateDirectory: state.path, namespaces: namespaces),
+                logger: logger, clientEnvironment: environment)
             return try session.run()
         } catch {
             return reportFailure(error).rawValue

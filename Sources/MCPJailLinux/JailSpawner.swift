@@ -158,15 +158,20 @@ public struct JailPlan: Sendable, Equatable {
 
 /// Starts every server in its own jail: new user, pid, mount, network, ipc, uts and cgroup
 /// namespaces, a fresh read-only root holding only what the profile names, no capabilities,
-/// no_new_privs and the seccomp filter, with a tiny init as pid 1. The C child runs the
-/// steps (`mcpjail_jail.c`); this side plans them, writes the id maps, lets the child build
-/// the jail's file system while the caller prepares the ``StartRestrictions`` (the seccomp
-/// filter, cgroups), places the child in its cgroups and only then lets the server start.
+/// no_new_privs and the seccomp filter, with a tiny init as pid 1. C children run the steps
+/// (`mcpjail_jail.c`); this side plans them, has the user and network namespaces made ahead
+/// (``NamespaceHolder``), writes the id maps, lets the jail build its file system while the
+/// caller prepares the ``StartRestrictions`` (the seccomp filter, cgroups), places the jail
+/// in its cgroups and only then lets the server start.
 public struct JailSpawner: ServerSpawner {
     public let stateDirectory: String
+    /// The jail's user and network namespaces, made ahead (see ``NamespaceHolder``); nil:
+    /// ``spawn(_:stdio:restrictions:whileTheJailBuilds:)`` starts a holder itself.
+    public let namespaces: NamespaceHolder?
 
-    public init(stateDirectory: String) {
+    public init(stateDirectory: String, namespaces: NamespaceHolder? = nil) {
         self.stateDirectory = stateDirectory
+        self.namespaces = namespaces
     }
 
     public func spawn(
@@ -221,16 +226,26 @@ public struct JailSpawner: ServerSpawner {
         }
         defer { strings.free() }
         let egressSockets = restrictions.egress?.cSockets() ?? []
+        let failure = { (result: mcpjail_spawn_result) -> MCPJailError in
+            SpawnFailure(stage: Int(result.stage), errno: result.error).error(command: profile.server.command, workdir: profile.server.workdir)
+        }
+        // The jail joins the holder's namespaces; the holder goes once the jail has started
+        // (or failed to), out of the way of the start itself.
+        let holder: NamespaceHolder
+        if let namespaces { holder = namespaces } else { holder = try NamespaceHolder.start() }
+        defer { holder.end() }
+        var result = mcpjail_spawn_result()
+        guard let (userNamespaceFD, networkNamespaceFD) = holder.ready(&result) else { throw failure(result) }
+        defer {
+            FD.close(userNamespaceFD)
+            FD.close(networkNamespaceFD)
+        }
 
         var pid: pid_t = -1
         var releaseFD: Int32 = -1
         var errorFD: Int32 = -1
         var controlFD: Int32 = -1
         var placedInCgroup: Int32 = 0
-        var result = mcpjail_spawn_result()
-        let failure = { (result: mcpjail_spawn_result) -> MCPJailError in
-            SpawnFailure(stage: Int(result.stage), errno: result.error).error(command: profile.server.command, workdir: profile.server.workdir)
-        }
         let cloned: Int32 = CStringArray(argv).withPointers { argvPointers in
             CStringArray(envp).withPointers { envPointers in
                 rlimits.withUnsafeBufferPointer { limits in
@@ -256,6 +271,8 @@ public struct JailSpawner: ServerSpawner {
                                 sockets: egressSocketList.baseAddress, socket_count: Int32(egressSocketList.count),
                                 ipv6: restrictions.egress?.ipv6 == true ? 1 : 0)
                             config.cgroup_v2_fd = restrictions.cgroupV2DirectoryFD
+                            config.user_namespace_fd = userNamespaceFD
+                            config.network_namespace_fd = networkNamespaceFD
                             // The cloned child works on a copy of this memory: the pointers stay valid there.
                             return mcpjail_jail_clone(&config, &pid, &releaseFD, &errorFD, &controlFD, &placedInCgroup, &result)
                         }
@@ -263,6 +280,9 @@ public struct JailSpawner: ServerSpawner {
                 }
             }
         }
+        // The jail is in the namespaces: the holder may go (it exits on mcpjail's CPU, out of
+        // the build's way; reaped by the deferred end()).
+        holder.release()
         guard cloned == 0 else { throw failure(result) }
         /// Ends the jail before anything of the server ran, for a failure on this side.
         func abandon() {
@@ -408,4 +428,72 @@ struct CStringPool {
     func free() {
         for pointer in pointers { Glibc.free(pointer) }
     }
+}
+
+/// The jail's user and network namespaces, made ahead of the jail by a small process of
+/// their own (`mcpjail_namespace_holder_start`): `run` starts it before it reads the
+/// profile, so the network namespace (~0.45 ms, most of what a jail's namespaces cost) is
+/// made on another CPU while mcpjail parses the profile and prepares the session; the jail
+/// later joins both with setns. The holder exits with ``end()`` (or at the latest when this
+/// object goes), and dies with mcpjail. Used by the one thread that starts the session.
+public final class NamespaceHolder: @unchecked Sendable {
+    private let pid: pid_t
+    private var releaseFD: Int32
+    private var reportFD: Int32
+    private var ended = false
+
+    private init(pid: pid_t, releaseFD: Int32, reportFD: Int32) {
+        self.pid = pid
+        self.releaseFD = releaseFD
+        self.reportFD = reportFD
+    }
+
+    /// Starts a holder; a failure (no user namespaces here) is the clone's, with its hint.
+    public static func start() throws(MCPJailError) -> NamespaceHolder {
+        var pid: pid_t = -1
+        var releaseFD: Int32 = -1
+        var reportFD: Int32 = -1
+        guard mcpjail_namespace_holder_start(&pid, &releaseFD, &reportFD) == 0 else {
+            throw SpawnFailure(stage: Int(MCPJAIL_STAGE_CLONE.rawValue), errno: errno).error(command: "", workdir: "")
+        }
+        return NamespaceHolder(pid: pid, releaseFD: releaseFD, reportFD: reportFD)
+    }
+
+    /// Waits until the namespaces are made and opens them (the caller closes both fds);
+    /// nil with `result` set when the holder failed (it is then gone).
+    func ready(_ result: inout mcpjail_spawn_result) -> (user: Int32, network: Int32)? {
+        guard reportFD >= 0 else {
+            result.stage = Int32(MCPJAIL_STAGE_JOIN_NAMESPACES.rawValue)
+            result.error = ECHILD
+            return nil
+        }
+        var user: Int32 = -1
+        var network: Int32 = -1
+        guard mcpjail_namespace_holder_ready(pid, reportFD, &user, &network, &result) == 0 else {
+            // The holder is gone and reaped; its release end is all that is left.
+            reportFD = -1
+            FD.close(releaseFD)
+            releaseFD = -1
+            ended = true
+            return nil
+        }
+        return (user, network)
+    }
+
+    /// Lets the holder exit, without waiting for it (``end()`` reaps it).
+    func release() {
+        FD.close(releaseFD)
+        releaseFD = -1
+    }
+
+    /// Lets the holder exit and reaps it. Idempotent.
+    public func end() {
+        guard !ended else { return }
+        ended = true
+        mcpjail_namespace_holder_end(pid, releaseFD, reportFD)
+        releaseFD = -1
+        reportFD = -1
+    }
+
+    deinit { end() }
 }

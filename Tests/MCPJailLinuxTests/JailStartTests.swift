@@ -106,7 +106,7 @@ struct JailStartTests {
             .map { $0.dropFirst(field.count + 1).trimmingCharacters(in: .whitespaces) }
     }
 
-    @Test("the jail builds on a CPU of its own; the server gets mcpjail's CPU mask back and a network namespace of its own")
+    @Test("the jail builds on a CPU of its own; the server gets mcpjail's CPU mask back and a network namespace of its own; no helper is left")
     func placementAndNetworkNamespace() throws {
         let (state, shared) = try Self.directories("3")
         defer { try? FileManager.default.removeItem(atPath: (state as NSString).deletingLastPathComponent) }
@@ -133,6 +133,13 @@ struct JailStartTests {
             } while Date() < deadline
             return StartRestrictions()
         }
+        // The namespace holder and the intermediate that cloned the jail are gone: of this
+        // process's children, only the jail's init is in the jail's user namespace.
+        let jailNamespace = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(server.pid)/ns/user")
+        let inJailNamespace = Self.jailedChildren().filter {
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\($0)/ns/user")) == jailNamespace
+        }
+        #expect(inJailNamespace == [server.pid])
         var status: Int32 = 0
         _ = waitpid(server.pid, &status, 0)
         let deadline = Date().addingTimeInterval(10)
