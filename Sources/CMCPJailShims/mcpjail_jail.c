@@ -639,6 +639,10 @@ static void jail_child(const struct mcpjail_jail_config *config, const struct bu
 
 static ssize_t read_report(int error_fd, int report[2]);
 
+static int last_build_cpu = -1;
+
+int mcpjail_last_build_cpu(void) { return last_build_cpu; }
+
 /// The namespace holder's life: its network namespace, loopback up, a (stage, errno)
 /// report (stage 0: ready), then a wait for its release pipe to close.
 static void run_namespace_holder(const struct build_placement *placement, int release_fd, int report_fd) {
@@ -819,6 +823,7 @@ int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int
     }
     struct build_placement placement;
     plan_build_placement(&placement);
+    last_build_cpu = placement.build_cpu;
     long intermediate = clone_intermediate(config->cgroup_v2_fd, placed_in_cgroup);
     if (intermediate == 0) {
         close(release_pipe[1]);

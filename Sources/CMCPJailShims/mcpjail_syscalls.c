@@ -7,6 +7,7 @@
 #include <link.h>
 #include <stdint.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -102,6 +103,21 @@ int mcpjail_notify_directory_changes(int directory_fd, int signal) {
     // resets it), so that no other thread's blocking call is interrupted by the signal.
     struct f_owner_ex owner = { F_OWNER_TID, gettid() };
     return fcntl(directory_fd, F_SETOWN_EX, &owner);
+}
+
+static cpu_set_t remembered_mask;
+
+int mcpjail_keep_thread_off_cpu(int cpu) {
+    cpu_set_t mask;
+    if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof(mask), &mask) != 0) return -1;
+    if (!CPU_ISSET(cpu, &mask) || CPU_COUNT(&mask) < 2) return -1;
+    remembered_mask = mask;
+    CPU_CLR(cpu, &mask);
+    return sched_setaffinity(0, sizeof(mask), &mask);
+}
+
+int mcpjail_restore_thread_affinity(pid_t tid) {
+    return sched_setaffinity(tid, sizeof(remembered_mask), &remembered_mask);
 }
 
 int mcpjail_set_child_subreaper(void) {

@@ -39,6 +39,9 @@ public final class Relay: @unchecked Sendable {
     /// Server thread only: the server has answered a tool call (the session's start-up,
     /// handshake and tool catalog included, is over).
     private var toolCallAnswered = false
+    /// Called once, by the thread that carries the server's output, after the first of it
+    /// has gone to the client (set before the relay's threads start).
+    var afterFirstServerOutput: (@Sendable () -> Void)?
     private let internalRequests = Atomic<Int>(0)
     /// Nonzero once the server is revoked (a ``Revocation``'s raw value): every request is
     /// refused from then on.
@@ -420,6 +423,10 @@ public final class Relay: @unchecked Sendable {
                     onLine: { line in self.handleServerLine(line, answered: &answered) },
                     onOversize: { size, prefix in self.dropOversizeFromServer(size, prefix: prefix, answered: &answered) },
                     flush: { (bytes) throws(SystemCallError) in self.sendToClient(bytes) })
+                if let first = afterFirstServerOutput {
+                    afterFirstServerOutput = nil
+                    first()
+                }
                 // After the responses are on their way, off the latency path: digest the
                 // arguments here, spread over the calls while the client reads its answer,
                 // rather than in bursts on the audit thread.

@@ -126,6 +126,8 @@ public final class Session {
             throw error
         }
         let cgroup = madeCgroup
+        // Off the server's CPU until its first output (the relay restores the mask).
+        let placement = StartupPlacement()
         if let missing = cgroup?.plan.missingDescription { logger.warning("limits not enforced (best-effort): \(missing)") }
         FD.close(stdinPipe.read)
         FD.close(stdoutPipe.write)
@@ -153,6 +155,7 @@ public final class Session {
             context: context, policy: policy, writes: writes, audit: audit, events: events,
             logger: logger, clientInput: clientInput, clientOutput: clientOutput,
             serverInput: stdinPipe.write, serverOutput: stdoutPipe.read)
+        relay.afterFirstServerOutput = { placement.restore() }
         let outputClosed = Latch()
         // Revocation: removing or renaming the profile stops this session within a second.
         let watch: ProfileWatch?

@@ -155,6 +155,10 @@ void mcpjail_namespace_holder_end(pid_t pid, int release_fd, int report_fd);
 int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int *release_fd, int *error_fd,
                        int *control_fd, int *placed_in_cgroup, struct mcpjail_spawn_result *result);
 
+/// The CPU the last jail of this process was built on, or -1 (the scheduler placed it):
+/// its init starts the server there.
+int mcpjail_last_build_cpu(void);
+
 /// Lets the cloned process build the jail (file system, hostname, loopback, egress) and
 /// returns at once, so the parent can compile the seccomp filter and make the cgroups
 /// meanwhile; the child then waits for `mcpjail_jail_start`. Closes `release_fd`. 0, or -1

@@ -29,6 +29,14 @@ int mcpjail_realtime_signal(int offset);
 /// written or has its attributes changed, until the fd is closed. 0, or -1 with errno.
 int mcpjail_notify_directory_changes(int directory_fd, int signal);
 
+/// Restricts the calling thread to the CPUs of its affinity other than `cpu`, remembering
+/// its mask for `mcpjail_restore_thread_affinity`: 0, or -1 (nothing changed: `cpu` < 0,
+/// not in the mask, or the only CPU in it).
+int mcpjail_keep_thread_off_cpu(int cpu);
+
+/// Gives thread `tid` the mask `mcpjail_keep_thread_off_cpu` remembered. 0, or -1/errno.
+int mcpjail_restore_thread_affinity(pid_t tid);
+
 /// Makes this process a child subreaper, so orphans of the server are reparented to
 /// mcpjail, which kills and reaps them at teardown.
 int mcpjail_set_child_subreaper(void);
