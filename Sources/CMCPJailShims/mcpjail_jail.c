@@ -566,13 +566,13 @@ static void plan_build_placement(struct build_placement *placement) {
     }
 }
 
-/// Pins the caller to the build's CPU (a placement hint: failure changes nothing).
-static void move_to_build_cpu(const struct build_placement *placement) {
-    if (placement->build_cpu < 0) return;
-    cpu_set_t build;
-    CPU_ZERO(&build);
-    CPU_SET(placement->build_cpu, &build);
-    (void)sched_setaffinity(0, sizeof(build), &build);
+/// Pins the caller to `cpu` when it is >= 0 (a placement hint: failure changes nothing).
+static void pin_to_cpu(int cpu) {
+    if (cpu < 0) return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    (void)sched_setaffinity(0, sizeof(one), &one);
 }
 
 static void jail_child(const struct mcpjail_jail_config *config, const struct build_placement *placement, int release_fd,
@@ -647,7 +647,7 @@ int mcpjail_last_build_cpu(void) { return last_build_cpu; }
 /// report (stage 0: ready), then a wait for its release pipe to close.
 static void run_namespace_holder(const struct build_placement *placement, int release_fd, int report_fd) {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) mcpjail_report_and_exit(report_fd, MCPJAIL_STAGE_PDEATHSIG);
-    move_to_build_cpu(placement);
+    pin_to_cpu(placement->build_cpu);
     // Every capability in its new user namespace from the start: no id map is needed for
     // this, and the namespace belongs to the user namespace the jail will join.
     if (unshare(CLONE_NEWNET) != 0) mcpjail_report_and_exit(report_fd, MCPJAIL_STAGE_NETWORK_NAMESPACE);
@@ -658,12 +658,7 @@ static void run_namespace_holder(const struct build_placement *placement, int re
     while (read(release_fd, &ignored, 1) != 0 && errno == EINTR) {}
     // Released once the jail has joined the namespaces, which the jail's build now needs
     // the CPU for: exit (tearing down this copy of mcpjail's memory) on the parent's.
-    if (placement->build_cpu >= 0) {
-        cpu_set_t parent;
-        CPU_ZERO(&parent);
-        CPU_SET(placement->parent_cpu, &parent);
-        (void)sched_setaffinity(0, sizeof(parent), &parent);
-    }
+    if (placement->build_cpu >= 0) pin_to_cpu(placement->parent_cpu);
     _exit(0);
 }
 
@@ -744,7 +739,7 @@ void mcpjail_namespace_holder_end(pid_t pid, int release_fd, int report_fd) {
 /// Clones the intermediate (fork-like: the child returns 0 on this stack), straight into
 /// the v2 cgroup `cgroup_fd` when it is >= 0 and the kernel has CLONE_INTO_CGROUP (5.7);
 /// *placed says whether it went there. No namespaces here: the intermediate joins the
-/// holder's and makes the rest (`enter_jail_namespaces`).
+/// holder's and makes the rest (`run_intermediate`).
 static long clone_intermediate(int cgroup_fd, int *placed) {
     *placed = 0;
     if (cgroup_fd >= 0) {
@@ -769,7 +764,7 @@ static long clone_intermediate(int cgroup_fd, int *placed) {
 static void run_intermediate(const struct mcpjail_jail_config *config, const struct build_placement *placement,
                              int release_fd, int error_fd, int control_fd, int pid_fd) {
     // On the build's CPU before the jail is cloned, so that it starts there.
-    move_to_build_cpu(placement);
+    pin_to_cpu(placement->build_cpu);
     if (setns(config->user_namespace_fd, CLONE_NEWUSER) != 0 || setns(config->network_namespace_fd, CLONE_NEWNET) != 0)
         mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_JOIN_NAMESPACES);
     close(config->user_namespace_fd);
@@ -849,8 +844,9 @@ int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int
     }
     close(pid_pipe[0]);
     if (intermediate < 0 || got != (ssize_t)sizeof(jail) || jail <= 0) {
-        // The intermediate's own report, if it made one; a jail it cloned is killed by
-        // its parent-death signal once mcpjail closes the release pipe, or reaped here.
+        // The intermediate's own report, if it made one. A jail it cloned without handing
+        // over its pid (a failed 4-byte pipe write) exits at the EOF of its release pipe,
+        // closed here, and stays a zombie child of mcpjail until mcpjail exits.
         close(release_pipe[1]);
         close(control_pair[0]);
         int report[2] = { 0, 0 };
