@@ -5,9 +5,9 @@
 // Order (nsjail's containProc, bubblewrap's setup_newroot):
 //   namespace holder (started before the profile is read, on a CPU of its own): a new user
 //      namespace -> the network namespace -> loopback up -> wait to be let go
-//   intermediate (into the v2 cgroup, on the build's CPU): join the holder's user and
-//      network namespaces -> new pid, mount, ipc, uts namespaces -> clone the jail (pid 1,
-//      mcpjail's child) -> exit
+//   intermediate (sharing mcpjail's memory while mcpjail waits, on the build's CPU): join
+//      the holder's user and network namespaces -> new pid, mount, ipc, uts namespaces ->
+//      clone the jail (pid 1, mcpjail's child, into the v2 cgroup) -> exit
 //   jail: wait for the parent (id maps) -> identity -> private mounts -> new tmpfs root
 //   -> the profile's mounts -> pivot_root -> root read-only -> [hand the jail's root to the
 //      parent: pins] -> hostname, egress
@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <linux/filter.h>
@@ -41,6 +42,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -226,23 +228,6 @@ static int apply_mount(const struct mcpjail_mount *step) {
         errno = EINVAL;
         return -1;
     }
-}
-
-static int bring_up_loopback(void) {
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    struct ifreq request;
-    memset(&request, 0, sizeof(request));
-    memcpy(request.ifr_name, "lo", 3);
-    int status = ioctl(fd, SIOCGIFFLAGS, &request);
-    if (status == 0) {
-        request.ifr_flags |= IFF_UP | IFF_RUNNING;
-        status = ioctl(fd, SIOCSIFFLAGS, &request);
-    }
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return status;
 }
 
 /// Makes every address of `family` local to the jail ("AnyIP": `ip route add local 0.0.0.0/0
@@ -643,26 +628,104 @@ static int last_build_cpu = -1;
 
 int mcpjail_last_build_cpu(void) { return last_build_cpu; }
 
-/// The namespace holder's life: its network namespace, loopback up, a (stage, errno)
-/// report (stage 0: ready), then a wait for its release pipe to close.
-static void run_namespace_holder(const struct build_placement *placement, int release_fd, int report_fd) {
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) mcpjail_report_and_exit(report_fd, MCPJAIL_STAGE_PDEATHSIG);
-    pin_to_cpu(placement->build_cpu);
-    // Every capability in its new user namespace from the start: no id map is needed for
-    // this, and the namespace belongs to the user namespace the jail will join.
-    if (unshare(CLONE_NEWNET) != 0) mcpjail_report_and_exit(report_fd, MCPJAIL_STAGE_NETWORK_NAMESPACE);
-    if (bring_up_loopback() != 0) mcpjail_report_and_exit(report_fd, MCPJAIL_STAGE_LOOPBACK);
-    int ready[2] = { MCPJAIL_STAGE_NONE, 0 };
-    if (write(report_fd, ready, sizeof(ready)) != (ssize_t)sizeof(ready)) _exit(127);
-    char ignored;
-    while (read(release_fd, &ignored, 1) != 0 && errno == EINTR) {}
-    // Released once the jail has joined the namespaces, which the jail's build now needs
-    // the CPU for: exit (tearing down this copy of mcpjail's memory) on the parent's.
-    if (placement->build_cpu >= 0) pin_to_cpu(placement->parent_cpu);
-    _exit(0);
+/// A system call that leaves errno alone, for the namespace holder: it shares mcpjail's
+/// memory (CLONE_VM), the thread-local errno of the thread that started it included, and
+/// runs beside mcpjail's threads. Returns the result or -errno. (Elsewhere, on the
+/// architectures Swift does not mainly target, the holder is a copy of mcpjail and the
+/// libc call is used.)
+#if defined(__x86_64__) || defined(__aarch64__)
+#define HOLDER_SHARES_MEMORY 1
+static long holder_syscall(long number, long a, long b, long c) {
+#if defined(__x86_64__)
+    long ret;
+    __asm__ volatile("syscall" : "=a"(ret) : "a"(number), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+    return ret;
+#else
+    register long x8 __asm__("x8") = number;
+    register long x0 __asm__("x0") = a;
+    register long x1 __asm__("x1") = b;
+    register long x2 __asm__("x2") = c;
+    __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2) : "memory");
+    return x0;
+#endif
+}
+#else
+#define HOLDER_SHARES_MEMORY 0
+static long holder_syscall(long number, long a, long b, long c) {
+    long ret = syscall(number, a, b, c);
+    return ret < 0 ? -errno : ret;
+}
+#endif
+
+/// What the holder is given, at the bottom of the memory its stack is on.
+struct holder_start {
+    struct build_placement placement;
+    int release_fd;         ///< the holder's end of the release pipe: EOF lets it go
+    int report_fd;          ///< where it writes (stage, errno)
+    int parent_ends[2];     ///< mcpjail's ends of the two pipes, closed in the holder's copy
+};
+
+/// The holder's memory: its start, then its stack (it needs well under 4 KiB of it).
+#define HOLDER_MEMORY (32 * 1024)
+
+static void holder_pin_to_cpu(int cpu) {
+    if (cpu < 0) return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    (void)holder_syscall(SYS_sched_setaffinity, 0, (long)sizeof(one), (long)&one);
 }
 
-int mcpjail_namespace_holder_start(pid_t *pid, int *release_fd, int *report_fd) {
+static void holder_exit(int report_fd, int stage, long error) __attribute__((noreturn));
+static void holder_exit(int report_fd, int stage, long error) {
+    if (stage != MCPJAIL_STAGE_NONE) {
+        int report[2] = { stage, (int)-error };
+        (void)holder_syscall(SYS_write, report_fd, (long)report, (long)sizeof(report));
+    }
+    for (;;) (void)holder_syscall(SYS_exit, stage == MCPJAIL_STAGE_NONE ? 0 : 127, 0, 0);
+}
+
+/// The namespace holder's life: its network namespace, loopback up, a (stage, errno)
+/// report (stage 0: ready), then a wait for its release pipe to close. Only raw system
+/// calls (`holder_syscall`), on its own stack, with every signal blocked.
+static int run_namespace_holder(void *argument) {
+    const struct holder_start *start = argument;
+    int report_fd = start->report_fd;
+    holder_syscall(SYS_close, start->parent_ends[0], 0, 0);
+    holder_syscall(SYS_close, start->parent_ends[1], 0, 0);
+    long ret = holder_syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0);
+    if (ret < 0) holder_exit(report_fd, MCPJAIL_STAGE_PDEATHSIG, ret);
+    holder_pin_to_cpu(start->placement.build_cpu);
+    // Every capability in its new user namespace from the start: no id map is needed for
+    // this, and the namespace belongs to the user namespace the jail will join.
+    ret = holder_syscall(SYS_unshare, CLONE_NEWNET, 0, 0);
+    if (ret < 0) holder_exit(report_fd, MCPJAIL_STAGE_NETWORK_NAMESPACE, ret);
+    // Loopback up (SIOCGIFFLAGS, then SIOCSIFFLAGS with IFF_UP).
+    long fd = holder_syscall(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) holder_exit(report_fd, MCPJAIL_STAGE_LOOPBACK, fd);
+    struct ifreq request;
+    memset(&request, 0, sizeof(request));
+    memcpy(request.ifr_name, "lo", 3);
+    ret = holder_syscall(SYS_ioctl, fd, SIOCGIFFLAGS, (long)&request);
+    if (ret == 0) {
+        request.ifr_flags |= IFF_UP | IFF_RUNNING;
+        ret = holder_syscall(SYS_ioctl, fd, SIOCSIFFLAGS, (long)&request);
+    }
+    if (ret < 0) holder_exit(report_fd, MCPJAIL_STAGE_LOOPBACK, ret);
+    holder_syscall(SYS_close, fd, 0, 0);
+    int ready[2] = { MCPJAIL_STAGE_NONE, 0 };
+    if (holder_syscall(SYS_write, report_fd, (long)ready, (long)sizeof(ready)) != (long)sizeof(ready))
+        holder_syscall(SYS_exit, 127, 0, 0);
+    char ignored;
+    while (holder_syscall(SYS_read, start->release_fd, (long)&ignored, 1) == -EINTR) {}
+    // Released once the jail has joined the namespaces, which the jail's build now needs
+    // the CPU for: exit on the parent's.
+    if (start->placement.build_cpu >= 0) holder_pin_to_cpu(start->placement.parent_cpu);
+    holder_exit(report_fd, MCPJAIL_STAGE_NONE, 0);
+}
+
+int mcpjail_namespace_holder_start(pid_t *pid, int *release_fd, int *report_fd, void **memory) {
+    *memory = NULL;
     int release_pipe[2], report_pipe[2];
     if (pipe2(release_pipe, O_CLOEXEC) != 0) return -1;
     if (pipe2(report_pipe, O_CLOEXEC) != 0) {
@@ -672,26 +735,40 @@ int mcpjail_namespace_holder_start(pid_t *pid, int *release_fd, int *report_fd) 
         errno = saved;
         return -1;
     }
-    struct build_placement placement;
-    plan_build_placement(&placement);
-    long child = syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | SIGCHLD), NULL, NULL, NULL, 0);
-    if (child == 0) {
-        close(release_pipe[1]);
-        close(report_pipe[0]);
-        run_namespace_holder(&placement, release_pipe[0], report_pipe[1]);
-    }
+    void *region = mmap(NULL, HOLDER_MEMORY, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    long child = -1;
     int saved = errno;
+    if (region != MAP_FAILED) {
+        struct holder_start *start = region;
+        plan_build_placement(&start->placement);
+        start->release_fd = release_pipe[0];
+        start->report_fd = report_pipe[1];
+        start->parent_ends[0] = release_pipe[1];
+        start->parent_ends[1] = report_pipe[0];
+        // Not a copy of mcpjail (CLONE_VM): nothing to copy at the clone, no copy-on-write
+        // faults for mcpjail while it lives, nothing to tear down at its exit. Every signal
+        // blocked, so none of mcpjail's handlers ever runs on its stack.
+        sigset_t all, previous;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &previous);
+        child = clone(run_namespace_holder, (char *)region + HOLDER_MEMORY,
+                      (HOLDER_SHARES_MEMORY ? CLONE_VM : 0) | CLONE_NEWUSER | SIGCHLD, start);
+        saved = errno;
+        pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    }
     close(release_pipe[0]);
     close(report_pipe[1]);
     if (child < 0) {
         close(release_pipe[1]);
         close(report_pipe[0]);
+        if (region != MAP_FAILED) munmap(region, HOLDER_MEMORY);
         errno = saved;
         return -1;
     }
     *pid = (pid_t)child;
     *release_fd = release_pipe[1];
     *report_fd = report_pipe[0];
+    *memory = region;
     return 0;
 }
 
@@ -729,24 +806,27 @@ int mcpjail_namespace_holder_ready(pid_t pid, int report_fd, int *user_fd, int *
     return -1;
 }
 
-void mcpjail_namespace_holder_end(pid_t pid, int release_fd, int report_fd) {
+void mcpjail_namespace_holder_end(pid_t pid, int release_fd, int report_fd, void *memory) {
     if (report_fd >= 0) close(report_fd);
     if (release_fd >= 0) close(release_fd);
     int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (pid > 0) while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    // Its stack: unused once it has been reaped.
+    if (memory != NULL) munmap(memory, HOLDER_MEMORY);
 }
 
-/// Clones the intermediate (fork-like: the child returns 0 on this stack), straight into
-/// the v2 cgroup `cgroup_fd` when it is >= 0 and the kernel has CLONE_INTO_CGROUP (5.7);
-/// *placed says whether it went there. No namespaces here: the intermediate joins the
-/// holder's and makes the rest (`run_intermediate`).
-static long clone_intermediate(int cgroup_fd, int *placed) {
+/// Clones the jail's first process as mcpjail's child (CLONE_PARENT; fork-like: the child
+/// returns 0 on a copy of this stack), straight into the v2 cgroup `cgroup_fd` when it is
+/// >= 0 and the kernel has CLONE_INTO_CGROUP (5.7); *placed says whether it went there.
+static long clone_jail(int cgroup_fd, int *placed) {
     *placed = 0;
     if (cgroup_fd >= 0) {
         struct clone_args args;
         memset(&args, 0, sizeof(args));
-        args.flags = CLONE_INTO_CGROUP;
-        args.exit_signal = SIGCHLD;
+        args.flags = CLONE_PARENT | CLONE_INTO_CGROUP;
+        // clone3 refuses an exit signal with CLONE_PARENT: the jail's is the caller's,
+        // SIGCHLD (copy_process).
+        args.exit_signal = 0;
         args.cgroup = (uint64_t)cgroup_fd;
         long child = syscall(SYS_clone3, &args, sizeof(args));
         if (child > 0) *placed = 1;
@@ -754,32 +834,52 @@ static long clone_intermediate(int cgroup_fd, int *placed) {
         // ENOSYS: no clone3 (before 5.3); E2BIG or EINVAL: no CLONE_INTO_CGROUP (before 5.7).
         if (errno != ENOSYS && errno != E2BIG && errno != EINVAL) return -1;
     }
-    return syscall(SYS_clone, (unsigned long)SIGCHLD, NULL, NULL, NULL, 0);
+    return syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), NULL, NULL, NULL, 0);
 }
+
+/// What the intermediate is given and what it hands back. It lives on the stack of the
+/// thread that cloned the intermediate, which waits (CLONE_VFORK) until the intermediate
+/// has exited.
+struct intermediate_start {
+    const struct mcpjail_jail_config *config;
+    const struct build_placement *placement;
+    int release_fd, error_fd, control_fd;  ///< the jail's ends
+    int parent_ends[3];                    ///< mcpjail's ends, closed in the intermediate's fd table
+    pid_t jail;                            ///< out: the jail's pid as mcpjail sees it, or -1
+    int placed_in_cgroup;                  ///< out: cloned into config->cgroup_v2_fd
+};
+
+/// The intermediate's stack, which the jail's first process goes on using (on its copy).
+#define INTERMEDIATE_MEMORY (256 * 1024)
 
 /// The intermediate: joins the holder's user namespace (where it holds every capability:
 /// its uid owns it) and network namespace, unshares new pid, mount, ipc and uts namespaces,
 /// and clones the jail's first process, pid 1 of the new pid namespace, as a child of
-/// mcpjail (CLONE_PARENT); it sends that pid (as mcpjail sees it) on `pid_fd` and exits.
-static void run_intermediate(const struct mcpjail_jail_config *config, const struct build_placement *placement,
-                             int release_fd, int error_fd, int control_fd, int pid_fd) {
+/// mcpjail (CLONE_PARENT) and into its v2 cgroup; it leaves that pid in `start` and exits.
+/// It shares mcpjail's memory while mcpjail waits (posix_spawn's shape), so nothing of
+/// mcpjail is copied but once, by the jail's clone.
+static int run_intermediate(void *argument) {
+    struct intermediate_start *start = argument;
+    const struct mcpjail_jail_config *config = start->config;
+    for (int i = 0; i < 3; i++) close(start->parent_ends[i]);
     // On the build's CPU before the jail is cloned, so that it starts there.
-    pin_to_cpu(placement->build_cpu);
+    pin_to_cpu(start->placement->build_cpu);
     if (setns(config->user_namespace_fd, CLONE_NEWUSER) != 0 || setns(config->network_namespace_fd, CLONE_NEWNET) != 0)
-        mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_JOIN_NAMESPACES);
+        mcpjail_report_and_exit(start->error_fd, MCPJAIL_STAGE_JOIN_NAMESPACES);
     close(config->user_namespace_fd);
     close(config->network_namespace_fd);
-    if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_CLONE);
-    long jail = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), NULL, NULL, NULL, 0);
-    if (jail < 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_CLONE);
+    if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID) != 0)
+        mcpjail_report_and_exit(start->error_fd, MCPJAIL_STAGE_CLONE);
+    int placed = 0;
+    long jail = clone_jail(config->cgroup_v2_fd, &placed);
+    if (jail < 0) mcpjail_report_and_exit(start->error_fd, MCPJAIL_STAGE_CLONE);
     if (jail == 0) {
-        close(pid_fd);
-        jail_child(config, placement, release_fd, error_fd, control_fd);
+        jail_child(config, start->placement, start->release_fd, start->error_fd, start->control_fd);
         _exit(127);
     }
-    pid_t pid = (pid_t)jail;
-    ssize_t sent = write(pid_fd, &pid, sizeof(pid));
-    _exit(sent == (ssize_t)sizeof(pid) ? 0 : 127);
+    start->jail = (pid_t)jail;
+    start->placed_in_cgroup = placed;
+    _exit(0);
 }
 
 int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int *release_fd, int *error_fd,
@@ -788,6 +888,7 @@ int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int
     result->stage = MCPJAIL_STAGE_NONE;
     result->error = 0;
     *control_fd = -1;
+    *placed_in_cgroup = 0;
     int release_pipe[2], error_pipe[2], control_pair[2];
     if (pipe2(release_pipe, O_CLOEXEC) != 0) goto fail;
     if (pipe2(error_pipe, O_CLOEXEC) != 0) {
@@ -804,49 +905,39 @@ int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int
         errno = saved;
         goto fail;
     }
-    int pid_pipe[2];
-    if (pipe2(pid_pipe, O_CLOEXEC) != 0) {
-        int saved = errno;
-        close(release_pipe[0]);
-        close(release_pipe[1]);
-        close(error_pipe[0]);
-        close(error_pipe[1]);
-        close(control_pair[0]);
-        close(control_pair[1]);
-        errno = saved;
-        goto fail;
-    }
     struct build_placement placement;
     plan_build_placement(&placement);
     last_build_cpu = placement.build_cpu;
-    long intermediate = clone_intermediate(config->cgroup_v2_fd, placed_in_cgroup);
-    if (intermediate == 0) {
-        close(release_pipe[1]);
-        close(error_pipe[0]);
-        close(control_pair[0]);
-        close(pid_pipe[0]);
-        run_intermediate(config, &placement, release_pipe[0], error_pipe[1], control_pair[1], pid_pipe[1]);
-        _exit(127);
+    struct intermediate_start start = {
+        .config = config, .placement = &placement,
+        .release_fd = release_pipe[0], .error_fd = error_pipe[1], .control_fd = control_pair[1],
+        .parent_ends = { release_pipe[1], error_pipe[0], control_pair[0] },
+        .jail = -1, .placed_in_cgroup = 0,
+    };
+    long intermediate = -1;
+    int saved = ENOMEM;
+    void *stack = mmap(NULL, INTERMEDIATE_MEMORY, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack != MAP_FAILED) {
+        // Every signal blocked in the intermediate and the jail (whose init sets its own):
+        // none of mcpjail's handlers runs there.
+        sigset_t all, previous;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &previous);
+        intermediate = clone(run_intermediate, (char *)stack + INTERMEDIATE_MEMORY, CLONE_VM | CLONE_VFORK | SIGCHLD, &start);
+        saved = errno;
+        pthread_sigmask(SIG_SETMASK, &previous, NULL);
+        // It has exited (CLONE_VFORK); the jail goes on on its own copy of the stack.
+        munmap(stack, INTERMEDIATE_MEMORY);
     }
-    int saved = errno;
     close(release_pipe[0]);
     close(error_pipe[1]);
     close(control_pair[1]);
-    close(pid_pipe[1]);
-    pid_t jail = -1;
-    ssize_t got = -1;
     if (intermediate > 0) {
-        do {
-            got = read(pid_pipe[0], &jail, sizeof(jail));
-        } while (got < 0 && errno == EINTR);
         int status;
         while (waitpid((pid_t)intermediate, &status, 0) < 0 && errno == EINTR) {}
     }
-    close(pid_pipe[0]);
-    if (intermediate < 0 || got != (ssize_t)sizeof(jail) || jail <= 0) {
-        // The intermediate's own report, if it made one. A jail it cloned without handing
-        // over its pid (a failed 4-byte pipe write) exits at the EOF of its release pipe,
-        // closed here, and stays a zombie child of mcpjail until mcpjail exits.
+    if (intermediate < 0 || start.jail <= 0) {
+        // The intermediate's own report, if it made one.
         close(release_pipe[1]);
         close(control_pair[0]);
         int report[2] = { 0, 0 };
@@ -857,7 +948,8 @@ int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int
         result->error = reported == (ssize_t)sizeof(report) ? report[1] : (intermediate < 0 ? saved : EPROTO);
         return -1;
     }
-    *pid = jail;
+    *pid = start.jail;
+    *placed_in_cgroup = start.placed_in_cgroup;
     *release_fd = release_pipe[1];
     *error_fd = error_pipe[0];
     *control_fd = control_pair[0];

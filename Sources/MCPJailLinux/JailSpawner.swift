@@ -434,18 +434,22 @@ struct CStringPool {
 /// their own (`mcpjail_namespace_holder_start`): `run` starts it before it reads the
 /// profile, so the network namespace (~0.45 ms, most of what a jail's namespaces cost) is
 /// made on another CPU while mcpjail parses the profile and prepares the session; the jail
-/// later joins both with setns. The holder exits with ``end()`` (or at the latest when this
-/// object goes), and dies with mcpjail. Used by the one thread that starts the session.
+/// later joins both with setns. The holder shares mcpjail's memory (it is no copy of it) and
+/// runs a few raw system calls on a stack of its own. It exits with ``end()`` (or at the
+/// latest when this object goes), and dies with mcpjail. Used by the one thread that starts
+/// the session.
 public final class NamespaceHolder: @unchecked Sendable {
-    private let pid: pid_t
+    private var pid: pid_t
     private var releaseFD: Int32
     private var reportFD: Int32
+    private let memory: UnsafeMutableRawPointer?
     private var ended = false
 
-    private init(pid: pid_t, releaseFD: Int32, reportFD: Int32) {
+    private init(pid: pid_t, releaseFD: Int32, reportFD: Int32, memory: UnsafeMutableRawPointer?) {
         self.pid = pid
         self.releaseFD = releaseFD
         self.reportFD = reportFD
+        self.memory = memory
     }
 
     /// Starts a holder; a failure (no user namespaces here) is the clone's, with its hint.
@@ -453,10 +457,11 @@ public final class NamespaceHolder: @unchecked Sendable {
         var pid: pid_t = -1
         var releaseFD: Int32 = -1
         var reportFD: Int32 = -1
-        guard mcpjail_namespace_holder_start(&pid, &releaseFD, &reportFD) == 0 else {
+        var memory: UnsafeMutableRawPointer?
+        guard mcpjail_namespace_holder_start(&pid, &releaseFD, &reportFD, &memory) == 0 else {
             throw SpawnFailure(stage: Int(MCPJAIL_STAGE_CLONE.rawValue), errno: errno).error(command: "", workdir: "")
         }
-        return NamespaceHolder(pid: pid, releaseFD: releaseFD, reportFD: reportFD)
+        return NamespaceHolder(pid: pid, releaseFD: releaseFD, reportFD: reportFD, memory: memory)
     }
 
     /// Waits until the namespaces are made and opens them (the caller closes both fds);
@@ -470,11 +475,9 @@ public final class NamespaceHolder: @unchecked Sendable {
         var user: Int32 = -1
         var network: Int32 = -1
         guard mcpjail_namespace_holder_ready(pid, reportFD, &user, &network, &result) == 0 else {
-            // The holder is gone and reaped; its release end is all that is left.
+            // The holder is gone and reaped: ``end()`` has its release end and its memory left.
             reportFD = -1
-            FD.close(releaseFD)
-            releaseFD = -1
-            ended = true
+            pid = -1
             return nil
         }
         return (user, network)
@@ -486,11 +489,11 @@ public final class NamespaceHolder: @unchecked Sendable {
         releaseFD = -1
     }
 
-    /// Lets the holder exit and reaps it. Idempotent.
+    /// Lets the holder exit, reaps it and frees its stack. Idempotent.
     public func end() {
         guard !ended else { return }
         ended = true
-        mcpjail_namespace_holder_end(pid, releaseFD, reportFD)
+        mcpjail_namespace_holder_end(pid, releaseFD, reportFD, memory)
         releaseFD = -1
         reportFD = -1
     }

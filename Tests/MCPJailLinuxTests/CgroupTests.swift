@@ -360,8 +360,9 @@ struct JailCloneIntoCgroupTests {
 
         // The namespaces the jail joins.
         var holder: pid_t = -1, holderRelease: Int32 = -1, holderReport: Int32 = -1
-        try #require(mcpjail_namespace_holder_start(&holder, &holderRelease, &holderReport) == 0)
-        defer { mcpjail_namespace_holder_end(holder, holderRelease, holderReport) }
+        var holderMemory: UnsafeMutableRawPointer?
+        try #require(mcpjail_namespace_holder_start(&holder, &holderRelease, &holderReport, &holderMemory) == 0)
+        defer { mcpjail_namespace_holder_end(holder, holderRelease, holderReport, holderMemory) }
         var config = mcpjail_jail_config()
         var result = mcpjail_spawn_result()
         try #require(mcpjail_namespace_holder_ready(holder, holderReport, &config.user_namespace_fd, &config.network_namespace_fd, &result) == 0)

@@ -129,17 +129,20 @@ struct mcpjail_jail_config {
 /// then waits until `release_fd` closes. Started before the profile is read, it does that
 /// (~0.45 ms, most of what a jail's namespaces cost) while mcpjail reads the profile and
 /// prepares the session; the jail's first process later joins the two namespaces instead of
-/// making them. Returns 0 with `pid`, `release_fd` and `report_fd`, or -1/errno.
-int mcpjail_namespace_holder_start(pid_t *pid, int *release_fd, int *report_fd);
+/// making them. It shares mcpjail's memory (its stack is `memory`, which
+/// `mcpjail_namespace_holder_end` unmaps) and makes only raw system calls. Returns 0 with
+/// `pid`, `release_fd`, `report_fd` and `memory`, or -1/errno.
+int mcpjail_namespace_holder_start(pid_t *pid, int *release_fd, int *report_fd, void **memory);
 
 /// Waits until the holder's namespaces are ready and opens them: 0 with `user_fd` and
 /// `net_fd`, or -1 with result->stage/error (what the holder reported, e.g. no network
 /// namespace left; the holder is then gone and reaped, `report_fd` closed).
 int mcpjail_namespace_holder_ready(pid_t pid, int report_fd, int *user_fd, int *net_fd, struct mcpjail_spawn_result *result);
 
-/// Lets the holder go (closes `release_fd`, when >= 0: it exits) and reaps it. The
-/// namespaces live on in the jail that joined them. `report_fd` is closed when >= 0.
-void mcpjail_namespace_holder_end(pid_t pid, int release_fd, int report_fd);
+/// Lets the holder go (closes `release_fd`, when >= 0: it exits), reaps it (when `pid` > 0:
+/// not yet reaped) and unmaps its `memory` (when not NULL). The namespaces live on in the
+/// jail that joined them. `report_fd` is closed when >= 0.
+void mcpjail_namespace_holder_end(pid_t pid, int release_fd, int report_fd, void *memory);
 
 /// The largest seccomp filter: the kernel's BPF_MAXINSNS (4096) instructions of 8 bytes.
 #define MCPJAIL_SECCOMP_MAX_BYTES (4096 * 8)
