@@ -3,11 +3,11 @@
 // fixed-size path buffers on the stack, syscalls, and the steps of mcpjail_spawn_child.
 //
 // Order (nsjail's containProc, bubblewrap's setup_newroot):
-//   namespace holder (started before the profile is read, on a CPU of its own): a new user
-//      namespace -> the network namespace -> loopback up -> wait to be let go
-//   intermediate (sharing mcpjail's memory while mcpjail waits, on the build's CPU): join
-//      the holder's user and network namespaces -> new pid, mount, ipc, uts namespaces ->
-//      clone the jail (pid 1, mcpjail's child, into the v2 cgroup) -> exit
+//   namespace holder (started before the profile is read, on a CPU of its own, sharing
+//      mcpjail's memory and fds): a new user namespace -> the network namespace -> new
+//      mount, ipc, uts namespaces and pid namespace for its children -> loopback up -> wait
+//      for mcpjail's order -> clone the jail (pid 1, mcpjail's child, into the v2 cgroup)
+//      -> exit
 //   jail: wait for the parent (id maps) -> identity -> private mounts -> new tmpfs root
 //   -> the profile's mounts -> pivot_root -> root read-only -> [hand the jail's root to the
 //      parent: pins] -> hostname, egress
@@ -630,43 +630,43 @@ int mcpjail_last_build_cpu(void) { return last_build_cpu; }
 
 /// A system call that leaves errno alone, for the namespace holder: it shares mcpjail's
 /// memory (CLONE_VM), the thread-local errno of the thread that started it included, and
-/// runs beside mcpjail's threads. Returns the result or -errno. (Elsewhere, on the
-/// architectures Swift does not mainly target, the holder is a copy of mcpjail and the
-/// libc call is used.)
-#if defined(__x86_64__) || defined(__aarch64__)
-#define HOLDER_SHARES_MEMORY 1
+/// runs beside mcpjail's threads. Returns the result or -errno. A fork-like clone returns 0
+/// in the child on a copy of the caller's stack, as glibc's syscall() does.
 static long holder_syscall(long number, long a, long b, long c) {
 #if defined(__x86_64__)
     long ret;
     __asm__ volatile("syscall" : "=a"(ret) : "a"(number), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
     return ret;
-#else
+#elif defined(__aarch64__)
     register long x8 __asm__("x8") = number;
     register long x0 __asm__("x0") = a;
     register long x1 __asm__("x1") = b;
     register long x2 __asm__("x2") = c;
     __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2) : "memory");
     return x0;
-#endif
-}
 #else
-#define HOLDER_SHARES_MEMORY 0
-static long holder_syscall(long number, long a, long b, long c) {
+    // Elsewhere libc's call: a failing one may overwrite the errno of mcpjail's thread.
     long ret = syscall(number, a, b, c);
     return ret < 0 ? -errno : ret;
-}
 #endif
+}
 
-/// What the holder is given, at the bottom of the memory its stack is on.
-struct holder_start {
-    struct build_placement placement;
-    int release_fd;         ///< the holder's end of the release pipe: EOF lets it go
-    int report_fd;          ///< where it writes (stage, errno)
-    int parent_ends[2];     ///< mcpjail's ends of the two pipes, closed in the holder's copy
+/// The memory the holder and mcpjail share: its stack, and at its bottom this. The jail,
+/// cloned by the holder, goes on using its copy of both.
+struct holder_shared {
+    struct build_placement holder_placement;  ///< where the holder runs (planned at its start)
+    int order_fd;                             ///< the holder's end: a byte clones the jail, EOF ends it
+    int report_fd;                            ///< the holder's end: (stage, value) messages
+    // The order, written by mcpjail before its byte:
+    const struct mcpjail_jail_config *config;
+    struct build_placement placement;         ///< the jail's (planned at the clone)
+    int release_fd, error_fd, control_fd;     ///< the jail's ends
+    int close_in_jail[7];                     ///< every other end of these pipes
+    // Written by the holder before its report:
+    int placed_in_cgroup;
 };
 
-/// The holder's memory: its start, then its stack (it needs well under 4 KiB of it).
-#define HOLDER_MEMORY (32 * 1024)
+#define HOLDER_MEMORY (256 * 1024)
 
 static void holder_pin_to_cpu(int cpu) {
     if (cpu < 0) return;
@@ -685,21 +685,43 @@ static void holder_exit(int report_fd, int stage, long error) {
     for (;;) (void)holder_syscall(SYS_exit, stage == MCPJAIL_STAGE_NONE ? 0 : 127, 0, 0);
 }
 
-/// The namespace holder's life: its network namespace, loopback up, a (stage, errno)
-/// report (stage 0: ready), then a wait for its release pipe to close. Only raw system
-/// calls (`holder_syscall`), on its own stack, with every signal blocked.
+/// Clones the jail's first process as mcpjail's child (CLONE_PARENT; fork-like), straight
+/// into the v2 cgroup `cgroup_fd` when it is >= 0 and the kernel has CLONE_INTO_CGROUP
+/// (5.7); *placed says whether it went there. 0 in the child, its pid, or -errno.
+static long holder_clone_jail(int cgroup_fd, int *placed) {
+    *placed = 0;
+    if (cgroup_fd >= 0) {
+        struct clone_args args;
+        memset(&args, 0, sizeof(args));
+        // clone3 refuses an exit signal with CLONE_PARENT: the child's is the caller's,
+        // SIGCHLD (copy_process).
+        args.flags = CLONE_PARENT | CLONE_INTO_CGROUP;
+        args.cgroup = (uint64_t)cgroup_fd;
+        long child = holder_syscall(SYS_clone3, (long)&args, (long)sizeof(args), 0);
+        if (child > 0) *placed = 1;
+        if (child >= 0) return child;
+        // ENOSYS: no clone3 (before 5.3); E2BIG or EINVAL: no CLONE_INTO_CGROUP (before 5.7).
+        if (child != -ENOSYS && child != -E2BIG && child != -EINVAL) return child;
+    }
+    return holder_syscall(SYS_clone, CLONE_PARENT, 0, 0);
+}
+
+/// The namespace holder's life, on its own stack in mcpjail's memory, with only raw system
+/// calls and every signal blocked: the jail's namespaces (network; mount, ipc, uts and pid
+/// for its children), loopback up, a (stage, errno) report (stage 0: ready), then a wait
+/// for its order: a byte clones the jail (and reports its pid), EOF ends it.
 static int run_namespace_holder(void *argument) {
-    const struct holder_start *start = argument;
-    int report_fd = start->report_fd;
-    holder_syscall(SYS_close, start->parent_ends[0], 0, 0);
-    holder_syscall(SYS_close, start->parent_ends[1], 0, 0);
+    struct holder_shared *shared = argument;
+    int report_fd = shared->report_fd;
     long ret = holder_syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0);
     if (ret < 0) holder_exit(report_fd, MCPJAIL_STAGE_PDEATHSIG, ret);
-    holder_pin_to_cpu(start->placement.build_cpu);
+    holder_pin_to_cpu(shared->holder_placement.build_cpu);
     // Every capability in its new user namespace from the start: no id map is needed for
-    // this, and the namespace belongs to the user namespace the jail will join.
+    // these, and they belong to the user namespace the jail is cloned into.
     ret = holder_syscall(SYS_unshare, CLONE_NEWNET, 0, 0);
     if (ret < 0) holder_exit(report_fd, MCPJAIL_STAGE_NETWORK_NAMESPACE, ret);
+    ret = holder_syscall(SYS_unshare, CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID, 0, 0);
+    if (ret < 0) holder_exit(report_fd, MCPJAIL_STAGE_CLONE, ret);
     // Loopback up (SIOCGIFFLAGS, then SIOCSIFFLAGS with IFF_UP).
     long fd = holder_syscall(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) holder_exit(report_fd, MCPJAIL_STAGE_LOOPBACK, fd);
@@ -711,184 +733,140 @@ static int run_namespace_holder(void *argument) {
         request.ifr_flags |= IFF_UP | IFF_RUNNING;
         ret = holder_syscall(SYS_ioctl, fd, SIOCSIFFLAGS, (long)&request);
     }
-    if (ret < 0) holder_exit(report_fd, MCPJAIL_STAGE_LOOPBACK, ret);
     holder_syscall(SYS_close, fd, 0, 0);
-    int ready[2] = { MCPJAIL_STAGE_NONE, 0 };
-    if (holder_syscall(SYS_write, report_fd, (long)ready, (long)sizeof(ready)) != (long)sizeof(ready))
-        holder_syscall(SYS_exit, 127, 0, 0);
-    char ignored;
-    while (holder_syscall(SYS_read, start->release_fd, (long)&ignored, 1) == -EINTR) {}
-    // Released once the jail has joined the namespaces, which the jail's build now needs
-    // the CPU for: exit on the parent's.
-    if (start->placement.build_cpu >= 0) holder_pin_to_cpu(start->placement.parent_cpu);
+    if (ret < 0) holder_exit(report_fd, MCPJAIL_STAGE_LOOPBACK, ret);
+    int report[2] = { MCPJAIL_STAGE_NONE, 0 };
+    if (holder_syscall(SYS_write, report_fd, (long)report, (long)sizeof(report)) != (long)sizeof(report))
+        holder_exit(report_fd, MCPJAIL_STAGE_NONE, 0);
+
+    char order;
+    do {
+        ret = holder_syscall(SYS_read, shared->order_fd, (long)&order, 1);
+    } while (ret == -EINTR);
+    if (ret != 1) holder_exit(report_fd, MCPJAIL_STAGE_NONE, 0);  // not needed after all
+    const struct mcpjail_jail_config *config = shared->config;
+    int placed = 0;
+    long jail = holder_clone_jail(config->cgroup_v2_fd, &placed);
+    if (jail == 0) {
+        // The jail: a copy of mcpjail's memory of its own from here on, so libc again.
+        for (int i = 0; i < 7; i++) close(shared->close_in_jail[i]);
+        if (shared->placement.build_cpu != shared->holder_placement.build_cpu) pin_to_cpu(shared->placement.build_cpu);
+        jail_child(config, &shared->placement, shared->release_fd, shared->error_fd, shared->control_fd);
+        _exit(127);
+    }
+    if (jail < 0) holder_exit(report_fd, MCPJAIL_STAGE_CLONE, jail);
+    shared->placed_in_cgroup = placed;
+    report[1] = (int)jail;
+    holder_syscall(SYS_write, report_fd, (long)report, (long)sizeof(report));
     holder_exit(report_fd, MCPJAIL_STAGE_NONE, 0);
 }
 
-int mcpjail_namespace_holder_start(pid_t *pid, int *release_fd, int *report_fd, void **memory) {
-    *memory = NULL;
-    int release_pipe[2], report_pipe[2];
-    if (pipe2(release_pipe, O_CLOEXEC) != 0) return -1;
+int mcpjail_namespace_holder_start(struct mcpjail_namespace_holder *holder) {
+    holder->pid = -1;
+    holder->order_fd = -1;
+    holder->report_fd = -1;
+    holder->ready = 0;
+    holder->memory = NULL;
+    int order_pipe[2], report_pipe[2];
+    if (pipe2(order_pipe, O_CLOEXEC) != 0) return -1;
     if (pipe2(report_pipe, O_CLOEXEC) != 0) {
         int saved = errno;
-        close(release_pipe[0]);
-        close(release_pipe[1]);
+        close(order_pipe[0]);
+        close(order_pipe[1]);
         errno = saved;
         return -1;
     }
-    void *region = mmap(NULL, HOLDER_MEMORY, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    void *memory = mmap(NULL, HOLDER_MEMORY, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     long child = -1;
     int saved = errno;
-    if (region != MAP_FAILED) {
-        struct holder_start *start = region;
-        plan_build_placement(&start->placement);
-        start->release_fd = release_pipe[0];
-        start->report_fd = report_pipe[1];
-        start->parent_ends[0] = release_pipe[1];
-        start->parent_ends[1] = report_pipe[0];
-        // Not a copy of mcpjail (CLONE_VM): nothing to copy at the clone, no copy-on-write
-        // faults for mcpjail while it lives, nothing to tear down at its exit. Every signal
-        // blocked, so none of mcpjail's handlers ever runs on its stack.
+    if (memory != MAP_FAILED) {
+        struct holder_shared *shared = memory;
+        plan_build_placement(&shared->holder_placement);
+        shared->order_fd = order_pipe[0];
+        shared->report_fd = report_pipe[1];
+        // It shares mcpjail's memory (no copy to make at the clone, no copy-on-write faults
+        // while it lives, nothing to tear down at its exit) and fd table (the jail it clones
+        // takes the fds mcpjail opened meanwhile). Every signal blocked, so none of
+        // mcpjail's handlers ever runs on its stack.
         sigset_t all, previous;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &previous);
-        child = clone(run_namespace_holder, (char *)region + HOLDER_MEMORY,
-                      (HOLDER_SHARES_MEMORY ? CLONE_VM : 0) | CLONE_NEWUSER | SIGCHLD, start);
+        child = clone(run_namespace_holder, (char *)memory + HOLDER_MEMORY, CLONE_VM | CLONE_FILES | CLONE_NEWUSER | SIGCHLD,
+                      shared);
         saved = errno;
         pthread_sigmask(SIG_SETMASK, &previous, NULL);
     }
-    close(release_pipe[0]);
-    close(report_pipe[1]);
     if (child < 0) {
-        close(release_pipe[1]);
+        close(order_pipe[0]);
+        close(order_pipe[1]);
         close(report_pipe[0]);
-        if (region != MAP_FAILED) munmap(region, HOLDER_MEMORY);
+        close(report_pipe[1]);
+        if (memory != MAP_FAILED) munmap(memory, HOLDER_MEMORY);
         errno = saved;
         return -1;
     }
-    *pid = (pid_t)child;
-    *release_fd = release_pipe[1];
-    *report_fd = report_pipe[0];
-    *memory = region;
+    holder->pid = (pid_t)child;
+    holder->order_fd = order_pipe[1];
+    holder->report_fd = report_pipe[0];
+    holder->memory = memory;
     return 0;
 }
 
-int mcpjail_namespace_holder_ready(pid_t pid, int report_fd, int *user_fd, int *net_fd, struct mcpjail_spawn_result *result) {
-    result->pid = -1;
-    result->stage = MCPJAIL_STAGE_NONE;
-    result->error = 0;
+/// Reads the holder's next report: 0 with `value`, or -1 with result->stage/error (what it
+/// reported, or MCPJAIL_STAGE_NAMESPACE_HOLDER when it ended without a word), the holder
+/// then killed and reaped.
+static int read_holder_report(struct mcpjail_namespace_holder *holder, int *value, struct mcpjail_spawn_result *result) {
     int report[2] = { -1, 0 };
     ssize_t got;
     do {
-        got = read(report_fd, report, sizeof(report));
+        got = read(holder->report_fd, report, sizeof(report));
     } while (got < 0 && errno == EINTR);
     if (got == (ssize_t)sizeof(report) && report[0] == MCPJAIL_STAGE_NONE) {
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
-        *user_fd = open(path, O_RDONLY | O_CLOEXEC);
-        snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
-        *net_fd = *user_fd < 0 ? -1 : open(path, O_RDONLY | O_CLOEXEC);
-        if (*net_fd >= 0) return 0;
-        int saved = errno;
-        if (*user_fd >= 0) close(*user_fd);
-        report[0] = MCPJAIL_STAGE_JOIN_NAMESPACES;
-        report[1] = saved;
-    } else if (got != (ssize_t)sizeof(report)) {
-        report[0] = MCPJAIL_STAGE_NETWORK_NAMESPACE;
+        *value = report[1];
+        return 0;
+    }
+    if (got != (ssize_t)sizeof(report)) {
+        report[0] = MCPJAIL_STAGE_NAMESPACE_HOLDER;
         report[1] = got < 0 ? errno : EPROTO;
     }
-    // It failed (and exited) or it is of no use: end it.
-    close(report_fd);
-    kill(pid, SIGKILL);
+    kill(holder->pid, SIGKILL);
     int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    while (waitpid(holder->pid, &status, 0) < 0 && errno == EINTR) {}
+    holder->pid = -1;
     result->stage = report[0];
     result->error = report[1];
     return -1;
 }
 
-void mcpjail_namespace_holder_end(pid_t pid, int release_fd, int report_fd, void *memory) {
-    if (report_fd >= 0) close(report_fd);
-    if (release_fd >= 0) close(release_fd);
+void mcpjail_namespace_holder_end(struct mcpjail_namespace_holder *holder) {
+    if (holder->order_fd >= 0) close(holder->order_fd);
+    if (holder->report_fd >= 0) close(holder->report_fd);
+    holder->order_fd = -1;
+    holder->report_fd = -1;
     int status;
-    if (pid > 0) while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (holder->pid > 0) while (waitpid(holder->pid, &status, 0) < 0 && errno == EINTR) {}
+    holder->pid = -1;
     // Its stack: unused once it has been reaped.
-    if (memory != NULL) munmap(memory, HOLDER_MEMORY);
+    if (holder->memory != NULL) munmap(holder->memory, HOLDER_MEMORY);
+    holder->memory = NULL;
 }
 
-/// Clones the jail's first process as mcpjail's child (CLONE_PARENT; fork-like: the child
-/// returns 0 on a copy of this stack), straight into the v2 cgroup `cgroup_fd` when it is
-/// >= 0 and the kernel has CLONE_INTO_CGROUP (5.7); *placed says whether it went there.
-static long clone_jail(int cgroup_fd, int *placed) {
-    *placed = 0;
-    if (cgroup_fd >= 0) {
-        struct clone_args args;
-        memset(&args, 0, sizeof(args));
-        args.flags = CLONE_PARENT | CLONE_INTO_CGROUP;
-        // clone3 refuses an exit signal with CLONE_PARENT: the jail's is the caller's,
-        // SIGCHLD (copy_process).
-        args.exit_signal = 0;
-        args.cgroup = (uint64_t)cgroup_fd;
-        long child = syscall(SYS_clone3, &args, sizeof(args));
-        if (child > 0) *placed = 1;
-        if (child >= 0) return child;
-        // ENOSYS: no clone3 (before 5.3); E2BIG or EINVAL: no CLONE_INTO_CGROUP (before 5.7).
-        if (errno != ENOSYS && errno != E2BIG && errno != EINVAL) return -1;
-    }
-    return syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), NULL, NULL, NULL, 0);
-}
-
-/// What the intermediate is given and what it hands back. It lives on the stack of the
-/// thread that cloned the intermediate, which waits (CLONE_VFORK) until the intermediate
-/// has exited.
-struct intermediate_start {
-    const struct mcpjail_jail_config *config;
-    const struct build_placement *placement;
-    int release_fd, error_fd, control_fd;  ///< the jail's ends
-    int parent_ends[3];                    ///< mcpjail's ends, closed in the intermediate's fd table
-    pid_t jail;                            ///< out: the jail's pid as mcpjail sees it, or -1
-    int placed_in_cgroup;                  ///< out: cloned into config->cgroup_v2_fd
-};
-
-/// The intermediate's stack, which the jail's first process goes on using (on its copy).
-#define INTERMEDIATE_MEMORY (256 * 1024)
-
-/// The intermediate: joins the holder's user namespace (where it holds every capability:
-/// its uid owns it) and network namespace, unshares new pid, mount, ipc and uts namespaces,
-/// and clones the jail's first process, pid 1 of the new pid namespace, as a child of
-/// mcpjail (CLONE_PARENT) and into its v2 cgroup; it leaves that pid in `start` and exits.
-/// It shares mcpjail's memory while mcpjail waits (posix_spawn's shape), so nothing of
-/// mcpjail is copied but once, by the jail's clone.
-static int run_intermediate(void *argument) {
-    struct intermediate_start *start = argument;
-    const struct mcpjail_jail_config *config = start->config;
-    for (int i = 0; i < 3; i++) close(start->parent_ends[i]);
-    // On the build's CPU before the jail is cloned, so that it starts there.
-    pin_to_cpu(start->placement->build_cpu);
-    if (setns(config->user_namespace_fd, CLONE_NEWUSER) != 0 || setns(config->network_namespace_fd, CLONE_NEWNET) != 0)
-        mcpjail_report_and_exit(start->error_fd, MCPJAIL_STAGE_JOIN_NAMESPACES);
-    close(config->user_namespace_fd);
-    close(config->network_namespace_fd);
-    if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID) != 0)
-        mcpjail_report_and_exit(start->error_fd, MCPJAIL_STAGE_CLONE);
-    int placed = 0;
-    long jail = clone_jail(config->cgroup_v2_fd, &placed);
-    if (jail < 0) mcpjail_report_and_exit(start->error_fd, MCPJAIL_STAGE_CLONE);
-    if (jail == 0) {
-        jail_child(config, start->placement, start->release_fd, start->error_fd, start->control_fd);
-        _exit(127);
-    }
-    start->jail = (pid_t)jail;
-    start->placed_in_cgroup = placed;
-    _exit(0);
-}
-
-int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int *release_fd, int *error_fd,
-                       int *control_fd, int *placed_in_cgroup, struct mcpjail_spawn_result *result) {
+int mcpjail_jail_clone(const struct mcpjail_jail_config *config, struct mcpjail_namespace_holder *holder, pid_t *pid,
+                       int *release_fd, int *error_fd, int *control_fd, int *placed_in_cgroup,
+                       struct mcpjail_spawn_result *result) {
     result->pid = -1;
     result->stage = MCPJAIL_STAGE_NONE;
     result->error = 0;
     *control_fd = -1;
     *placed_in_cgroup = 0;
+    if (holder->pid <= 0 || holder->memory == NULL) {
+        result->stage = MCPJAIL_STAGE_NAMESPACE_HOLDER;
+        result->error = ECHILD;
+        return -1;
+    }
+    int ignored;
+    if (!holder->ready && read_holder_report(holder, &ignored, result) != 0) return -1;
+    holder->ready = 1;
     int release_pipe[2], error_pipe[2], control_pair[2];
     if (pipe2(release_pipe, O_CLOEXEC) != 0) goto fail;
     if (pipe2(error_pipe, O_CLOEXEC) != 0) {
@@ -905,51 +883,45 @@ int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int
         errno = saved;
         goto fail;
     }
-    struct build_placement placement;
-    plan_build_placement(&placement);
-    last_build_cpu = placement.build_cpu;
-    struct intermediate_start start = {
-        .config = config, .placement = &placement,
-        .release_fd = release_pipe[0], .error_fd = error_pipe[1], .control_fd = control_pair[1],
-        .parent_ends = { release_pipe[1], error_pipe[0], control_pair[0] },
-        .jail = -1, .placed_in_cgroup = 0,
-    };
-    long intermediate = -1;
-    int saved = ENOMEM;
-    void *stack = mmap(NULL, INTERMEDIATE_MEMORY, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack != MAP_FAILED) {
-        // Every signal blocked in the intermediate and the jail (whose init sets its own):
-        // none of mcpjail's handlers runs there.
-        sigset_t all, previous;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &previous);
-        intermediate = clone(run_intermediate, (char *)stack + INTERMEDIATE_MEMORY, CLONE_VM | CLONE_VFORK | SIGCHLD, &start);
-        saved = errno;
-        pthread_sigmask(SIG_SETMASK, &previous, NULL);
-        // It has exited (CLONE_VFORK); the jail goes on on its own copy of the stack.
-        munmap(stack, INTERMEDIATE_MEMORY);
+    struct holder_shared *shared = holder->memory;
+    shared->config = config;
+    plan_build_placement(&shared->placement);
+    last_build_cpu = shared->placement.build_cpu;
+    shared->release_fd = release_pipe[0];
+    shared->error_fd = error_pipe[1];
+    shared->control_fd = control_pair[1];
+    int others[7] = { release_pipe[1], error_pipe[0], control_pair[0], shared->order_fd, shared->report_fd,
+                      holder->order_fd, holder->report_fd };
+    memcpy(shared->close_in_jail, others, sizeof(others));
+    shared->placed_in_cgroup = 0;
+    ssize_t sent;
+    do {
+        sent = write(holder->order_fd, "c", 1);
+    } while (sent < 0 && errno == EINTR);
+    int jail = -1;
+    int cloned = -1;
+    if (sent == 1) {
+        cloned = read_holder_report(holder, &jail, result);
+    } else {
+        result->stage = MCPJAIL_STAGE_NAMESPACE_HOLDER;
+        result->error = errno;
     }
+    // The jail has its copies of its ends (and the holder no more use for its).
     close(release_pipe[0]);
     close(error_pipe[1]);
     close(control_pair[1]);
-    if (intermediate > 0) {
-        int status;
-        while (waitpid((pid_t)intermediate, &status, 0) < 0 && errno == EINTR) {}
-    }
-    if (intermediate < 0 || start.jail <= 0) {
-        // The intermediate's own report, if it made one.
+    if (cloned != 0 || jail <= 0) {
         close(release_pipe[1]);
+        close(error_pipe[0]);
         close(control_pair[0]);
-        int report[2] = { 0, 0 };
-        ssize_t reported = -1;
-        if (intermediate < 0) close(error_pipe[0]);
-        else reported = read_report(error_pipe[0], report);  // closes it
-        result->stage = reported == (ssize_t)sizeof(report) ? report[0] : MCPJAIL_STAGE_CLONE;
-        result->error = reported == (ssize_t)sizeof(report) ? report[1] : (intermediate < 0 ? saved : EPROTO);
+        if (cloned == 0) {
+            result->stage = MCPJAIL_STAGE_NAMESPACE_HOLDER;
+            result->error = EPROTO;
+        }
         return -1;
     }
-    *pid = start.jail;
-    *placed_in_cgroup = start.placed_in_cgroup;
+    *pid = jail;
+    *placed_in_cgroup = shared->placed_in_cgroup;
     *release_fd = release_pipe[1];
     *error_fd = error_pipe[0];
     *control_fd = control_pair[0];

@@ -229,17 +229,11 @@ public struct JailSpawner: ServerSpawner {
         let failure = { (result: mcpjail_spawn_result) -> MCPJailError in
             SpawnFailure(stage: Int(result.stage), errno: result.error).error(command: profile.server.command, workdir: profile.server.workdir)
         }
-        // The jail joins the holder's namespaces; the holder goes once the jail has started
-        // (or failed to), out of the way of the start itself.
+        // The holder made the jail's namespaces and clones the jail into them; it exits then.
         let holder: NamespaceHolder
         if let namespaces { holder = namespaces } else { holder = try NamespaceHolder.start() }
         defer { holder.end() }
         var result = mcpjail_spawn_result()
-        guard let (userNamespaceFD, networkNamespaceFD) = holder.ready(&result) else { throw failure(result) }
-        defer {
-            FD.close(userNamespaceFD)
-            FD.close(networkNamespaceFD)
-        }
 
         var pid: pid_t = -1
         var releaseFD: Int32 = -1
@@ -271,18 +265,15 @@ public struct JailSpawner: ServerSpawner {
                                 sockets: egressSocketList.baseAddress, socket_count: Int32(egressSocketList.count),
                                 ipv6: restrictions.egress?.ipv6 == true ? 1 : 0)
                             config.cgroup_v2_fd = restrictions.cgroupV2DirectoryFD
-                            config.user_namespace_fd = userNamespaceFD
-                            config.network_namespace_fd = networkNamespaceFD
                             // The cloned child works on a copy of this memory: the pointers stay valid there.
-                            return mcpjail_jail_clone(&config, &pid, &releaseFD, &errorFD, &controlFD, &placedInCgroup, &result)
+                            return holder.withState { state in
+                                mcpjail_jail_clone(&config, state, &pid, &releaseFD, &errorFD, &controlFD, &placedInCgroup, &result)
+                            }
                         }
                     }
                 }
             }
         }
-        // The jail is in the namespaces: the holder may go (it exits on mcpjail's CPU, out of
-        // the build's way; reaped by the deferred end()).
-        holder.release()
         guard cloned == 0 else { throw failure(result) }
         /// Ends the jail before anything of the server ran, for a failure on this side.
         func abandon() {
@@ -430,72 +421,38 @@ struct CStringPool {
     }
 }
 
-/// The jail's user and network namespaces, made ahead of the jail by a small process of
-/// their own (`mcpjail_namespace_holder_start`): `run` starts it before it reads the
-/// profile, so the network namespace (~0.45 ms, most of what a jail's namespaces cost) is
-/// made on another CPU while mcpjail parses the profile and prepares the session; the jail
-/// later joins both with setns. The holder shares mcpjail's memory (it is no copy of it) and
-/// runs a few raw system calls on a stack of its own. It exits with ``end()`` (or at the
-/// latest when this object goes), and dies with mcpjail. Used by the one thread that starts
-/// the session.
+/// The jail's namespaces, made ahead of the jail by a small process of their own
+/// (`mcpjail_namespace_holder_start`): `run` starts it before it reads the profile, so the
+/// namespaces (~0.6 ms, the network namespace most of it) are made on another CPU while
+/// mcpjail parses the profile and prepares the session; at the spawn the holder clones the
+/// jail into them and exits. It shares mcpjail's memory and fds (it is no copy of mcpjail)
+/// and runs a few raw system calls on a stack of its own. ``end()`` reaps it (at the latest
+/// when this object goes); it dies with mcpjail. Used by the one thread that starts the
+/// session.
 public final class NamespaceHolder: @unchecked Sendable {
-    private var pid: pid_t
-    private var releaseFD: Int32
-    private var reportFD: Int32
-    private let memory: UnsafeMutableRawPointer?
-    private var ended = false
+    private var state: mcpjail_namespace_holder
 
-    private init(pid: pid_t, releaseFD: Int32, reportFD: Int32, memory: UnsafeMutableRawPointer?) {
-        self.pid = pid
-        self.releaseFD = releaseFD
-        self.reportFD = reportFD
-        self.memory = memory
+    private init(state: mcpjail_namespace_holder) {
+        self.state = state
     }
 
     /// Starts a holder; a failure (no user namespaces here) is the clone's, with its hint.
     public static func start() throws(MCPJailError) -> NamespaceHolder {
-        var pid: pid_t = -1
-        var releaseFD: Int32 = -1
-        var reportFD: Int32 = -1
-        var memory: UnsafeMutableRawPointer?
-        guard mcpjail_namespace_holder_start(&pid, &releaseFD, &reportFD, &memory) == 0 else {
+        var state = mcpjail_namespace_holder()
+        guard mcpjail_namespace_holder_start(&state) == 0 else {
             throw SpawnFailure(stage: Int(MCPJAIL_STAGE_CLONE.rawValue), errno: errno).error(command: "", workdir: "")
         }
-        return NamespaceHolder(pid: pid, releaseFD: releaseFD, reportFD: reportFD, memory: memory)
+        return NamespaceHolder(state: state)
     }
 
-    /// Waits until the namespaces are made and opens them (the caller closes both fds);
-    /// nil with `result` set when the holder failed (it is then gone).
-    func ready(_ result: inout mcpjail_spawn_result) -> (user: Int32, network: Int32)? {
-        guard reportFD >= 0 else {
-            result.stage = Int32(MCPJAIL_STAGE_JOIN_NAMESPACES.rawValue)
-            result.error = ECHILD
-            return nil
-        }
-        var user: Int32 = -1
-        var network: Int32 = -1
-        guard mcpjail_namespace_holder_ready(pid, reportFD, &user, &network, &result) == 0 else {
-            // The holder is gone and reaped: ``end()`` has its release end and its memory left.
-            reportFD = -1
-            pid = -1
-            return nil
-        }
-        return (user, network)
+    /// `body` with the holder's state, for `mcpjail_jail_clone`.
+    func withState<Result>(_ body: (UnsafeMutablePointer<mcpjail_namespace_holder>) -> Result) -> Result {
+        body(&state)
     }
 
-    /// Lets the holder exit, without waiting for it (``end()`` reaps it).
-    func release() {
-        FD.close(releaseFD)
-        releaseFD = -1
-    }
-
-    /// Lets the holder exit, reaps it and frees its stack. Idempotent.
+    /// Ends the holder if it is still waiting, reaps it and frees its stack. Idempotent.
     public func end() {
-        guard !ended else { return }
-        ended = true
-        mcpjail_namespace_holder_end(pid, releaseFD, reportFD, memory)
-        releaseFD = -1
-        reportFD = -1
+        mcpjail_namespace_holder_end(&state)
     }
 
     deinit { end() }

@@ -130,7 +130,7 @@ public struct SpawnFailure: Sendable, Equatable {
         case Int(MCPJAIL_STAGE_EGRESS_HANDOFF.rawValue): "handing the egress sockets to mcpjail"
         case Int(MCPJAIL_STAGE_AFFINITY.rawValue): "restoring the CPU affinity"
         case Int(MCPJAIL_STAGE_NETWORK_NAMESPACE.rawValue): "the network namespace"
-        case Int(MCPJAIL_STAGE_JOIN_NAMESPACES.rawValue): "joining the jail's namespaces"
+        case Int(MCPJAIL_STAGE_NAMESPACE_HOLDER.rawValue): "the namespace holder"
         default: "stage \(stage)"
         }
     }

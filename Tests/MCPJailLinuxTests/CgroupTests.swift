@@ -358,21 +358,15 @@ struct JailCloneIntoCgroupTests {
         try #require(directory >= 0)
         defer { close(directory) }
 
-        // The namespaces the jail joins.
-        var holder: pid_t = -1, holderRelease: Int32 = -1, holderReport: Int32 = -1
-        var holderMemory: UnsafeMutableRawPointer?
-        try #require(mcpjail_namespace_holder_start(&holder, &holderRelease, &holderReport, &holderMemory) == 0)
-        defer { mcpjail_namespace_holder_end(holder, holderRelease, holderReport, holderMemory) }
+        // The holder that makes the namespaces and clones the jail.
+        var holder = mcpjail_namespace_holder()
+        try #require(mcpjail_namespace_holder_start(&holder) == 0)
+        defer { mcpjail_namespace_holder_end(&holder) }
         var config = mcpjail_jail_config()
         var result = mcpjail_spawn_result()
-        try #require(mcpjail_namespace_holder_ready(holder, holderReport, &config.user_namespace_fd, &config.network_namespace_fd, &result) == 0)
-        defer {
-            close(config.user_namespace_fd)
-            close(config.network_namespace_fd)
-        }
         config.cgroup_v2_fd = directory
         var pid: pid_t = -1, release: Int32 = -1, failure: Int32 = -1, control: Int32 = -1, placed: Int32 = 0
-        try #require(mcpjail_jail_clone(&config, &pid, &release, &failure, &control, &placed, &result) == 0)
+        try #require(mcpjail_jail_clone(&config, &holder, &pid, &release, &failure, &control, &placed, &result) == 0)
         // The child waits for its release: what /proc says now is where it was born.
         let membership = (try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)) ?? ""
         close(release)  // the child reads EOF and exits without building anything

@@ -3,6 +3,7 @@ import Glibc
 import Testing
 @testable import MCPJailCore
 @testable import MCPJailLinux
+import CMCPJailShims
 
 /// The jail builds its file system while mcpjail prepares the filter and the cgroups: the
 /// server starts only after that preparation, under the filter it produced, and a failed
@@ -133,8 +134,8 @@ struct JailStartTests {
             } while Date() < deadline
             return StartRestrictions()
         }
-        // The namespace holder and the intermediate that cloned the jail are gone: of this
-        // process's children, only the jail's init is in the jail's user namespace.
+        // The namespace holder that cloned the jail is gone: of this process's children, only
+        // the jail's init is in the jail's user namespace.
         let jailNamespace = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(server.pid)/ns/user")
         let inJailNamespace = Self.jailedChildren().filter {
             (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\($0)/ns/user")) == jailNamespace
@@ -157,5 +158,65 @@ struct JailStartTests {
         #expect(lines.first == "Cpus_allowed_list:\t\(ownMask)", "\(lines)")
         #expect(lines.last?.hasPrefix("net:[") == true, "\(lines)")
         #expect(lines.last != ownNetwork, "the server shares mcpjail's network namespace")
+    }
+}
+
+/// The namespace holder makes the jail's namespaces ahead of the jail without a copy of
+/// mcpjail: it shares mcpjail's memory and fd table.
+@Suite("The namespace holder")
+struct NamespaceHolderTests {
+    /// A /proc file whole (its size reads as 0).
+    private static func readAll(_ path: String) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "" }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let got = read(fd, &chunk, chunk.count)
+            if got <= 0 { break }
+            bytes += chunk[0..<got]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    @Test("it shares mcpjail's memory and fds, and makes user, network, mount, ipc, uts and pid namespaces of its own")
+    func sharesMemoryAndFiles() throws {
+        var holder = mcpjail_namespace_holder()
+        try #require(mcpjail_namespace_holder_start(&holder) == 0)
+        defer { mcpjail_namespace_holder_end(&holder) }
+        // Its first report: the namespaces are made.
+        var report: (Int32, Int32) = (-1, -1)
+        let got = withUnsafeMutableBytes(of: &report) { read(holder.report_fd, $0.baseAddress, $0.count) }
+        try #require(got == 8 && report.0 == 0, "holder report: \(got) bytes, stage \(report.0), errno \(report.1)")
+        holder.ready = 1
+
+        // A file opened and mapped after the holder started: a copy of this process would
+        // have neither.
+        let name = "mcpjail-holder-test-\(getpid())"
+        let file = mcpjail_memfd_create(name)
+        try #require(file >= 0)
+        defer { close(file) }
+        try #require(ftruncate(file, 4096) == 0)
+        let region = try #require(mmap(nil, 4096, PROT_READ, MAP_SHARED, file, 0))
+        try #require(region != MAP_FAILED)
+        defer { munmap(region, 4096) }
+        #expect(Self.readAll("/proc/\(holder.pid)/maps").contains("/memfd:\(name)"), "the mapping is not in the holder's memory")
+        #expect(Self.readAll("/proc/self/maps").contains("/memfd:\(name)"))  // the control
+        let link = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(holder.pid)/fd/\(file)")
+        #expect(link.hasPrefix("/memfd:\(name)"), "\(link)")
+
+        for namespace in ["user", "net", "mnt", "ipc", "uts"] {
+            let own = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/\(namespace)")
+            let holders = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(holder.pid)/ns/\(namespace)")
+            #expect(holders != own, "the holder shares mcpjail's \(namespace) namespace")
+        }
+        // A pid namespace for its children that has no first process yet reads as missing
+        // (ours, the control, has one).
+        var buffer = [CChar](repeating: 0, count: 64)
+        #expect(readlink("/proc/self/ns/pid_for_children", &buffer, buffer.count) > 0)
+        errno = 0
+        #expect(readlink("/proc/\(holder.pid)/ns/pid_for_children", &buffer, buffer.count) == -1)
+        #expect(errno == ENOENT)
     }
 }

@@ -28,8 +28,8 @@ enum mcpjail_jail_stage {
     MCPJAIL_STAGE_AFFINITY = 35,
     /// The jail's network namespace (made by the namespace holder, not by the clone).
     MCPJAIL_STAGE_NETWORK_NAMESPACE = 36,
-    /// The jail's first process joining the holder's user and network namespaces.
-    MCPJAIL_STAGE_JOIN_NAMESPACES = 37,
+    /// Talking to the namespace holder (it ended without a word, say).
+    MCPJAIL_STAGE_NAMESPACE_HOLDER = 37,
 };
 
 /// At most this many egress sockets (one SCM_RIGHTS message holds up to 253 fds).
@@ -118,45 +118,47 @@ struct mcpjail_jail_config {
     /// to cgroup.procs that waits for an RCU grace period (8-13 ms measured); on kernels
     /// before 5.7 `mcpjail_jail_clone` says it did not, and the parent writes the pid.
     int cgroup_v2_fd;
-    /// The namespace holder's user and network namespaces (open /proc/PID/ns/user and
-    /// /proc/PID/ns/net), which the jail joins (`mcpjail_namespace_holder_ready`).
-    int user_namespace_fd;
-    int network_namespace_fd;
+};
+
+/// The namespace holder: a process that makes the jail's namespaces ahead of the jail and
+/// then clones the jail into them (`mcpjail_namespace_holder_start`). What mcpjail keeps.
+struct mcpjail_namespace_holder {
+    pid_t pid;       ///< > 0 until it is reaped
+    int order_fd;    ///< mcpjail's end of the order pipe: a byte clones the jail, EOF ends it
+    int report_fd;   ///< mcpjail's end of its (stage, value) reports
+    int ready;       ///< 1 once its first report (namespaces made) has been read
+    void *memory;    ///< its stack and the order, shared with mcpjail; unmapped by _end
 };
 
 /// Starts the namespace holder: a process cloned into a new user namespace that makes the
-/// jail's network namespace and brings its loopback up, on a CPU other than the caller's,
-/// then waits until `release_fd` closes. Started before the profile is read, it does that
-/// (~0.45 ms, most of what a jail's namespaces cost) while mcpjail reads the profile and
-/// prepares the session; the jail's first process later joins the two namespaces instead of
-/// making them. It shares mcpjail's memory (its stack is `memory`, which
-/// `mcpjail_namespace_holder_end` unmaps) and makes only raw system calls. Returns 0 with
-/// `pid`, `release_fd`, `report_fd` and `memory`, or -1/errno.
-int mcpjail_namespace_holder_start(pid_t *pid, int *release_fd, int *report_fd, void **memory);
+/// jail's network namespace (loopback up), new mount, ipc and uts namespaces and a new pid
+/// namespace for its children, on a CPU other than the caller's, then waits for
+/// `mcpjail_jail_clone`'s order. Started before the profile is read, it does that (~0.6 ms,
+/// most of what a jail's namespaces cost) while mcpjail reads the profile and prepares the
+/// session. It shares mcpjail's memory and fd table (CLONE_VM | CLONE_FILES: nothing of
+/// mcpjail is copied for it, and the jail it clones takes the fds mcpjail opened
+/// meanwhile), makes only raw system calls on a stack of its own, and keeps every signal
+/// blocked. 0, or -1/errno.
+int mcpjail_namespace_holder_start(struct mcpjail_namespace_holder *holder);
 
-/// Waits until the holder's namespaces are ready and opens them: 0 with `user_fd` and
-/// `net_fd`, or -1 with result->stage/error (what the holder reported, e.g. no network
-/// namespace left; the holder is then gone and reaped, `report_fd` closed).
-int mcpjail_namespace_holder_ready(pid_t pid, int report_fd, int *user_fd, int *net_fd, struct mcpjail_spawn_result *result);
-
-/// Lets the holder go (closes `release_fd`, when >= 0: it exits), reaps it (when `pid` > 0:
-/// not yet reaped) and unmaps its `memory` (when not NULL). The namespaces live on in the
-/// jail that joined them. `report_fd` is closed when >= 0.
-void mcpjail_namespace_holder_end(pid_t pid, int release_fd, int report_fd, void *memory);
+/// Ends the holder (closes the order pipe: if it is still waiting, it exits), reaps it and
+/// unmaps its memory. The namespaces live on in the jail it cloned. Idempotent.
+void mcpjail_namespace_holder_end(struct mcpjail_namespace_holder *holder);
 
 /// The largest seccomp filter: the kernel's BPF_MAXINSNS (4096) instructions of 8 bytes.
 #define MCPJAIL_SECCOMP_MAX_BYTES (4096 * 8)
 
-/// Clones the jail's first process into the holder's user and network namespaces and new
-/// pid, mount, ipc and uts ones (through a short-lived intermediate: a pid namespace is
-/// entered by a child; the jail is mcpjail's child all the same, CLONE_PARENT). It waits
+/// Has the holder clone the jail's first process into its namespaces (pid 1 of the new pid
+/// namespace, mcpjail's child all the same: CLONE_PARENT); the holder exits then. It waits
 /// until `mcpjail_jail_build` so the parent can write the id maps (to the holder's user
 /// namespace) (and, when `placed_in_cgroup` comes back 0 with config->cgroup_v2_fd
 /// >= 0, its v2 cgroup placement). Returns 0 and sets `pid`, `release_fd`, `error_fd` and
 /// `control_fd` (a SOCK_SEQPACKET socket to the child), or -1 with result->stage/error set.
 /// config->process.seccomp_filter is not used: the filter comes with the start message.
-int mcpjail_jail_clone(const struct mcpjail_jail_config *config, pid_t *pid, int *release_fd, int *error_fd,
-                       int *control_fd, int *placed_in_cgroup, struct mcpjail_spawn_result *result);
+/// A holder that failed is reported here (its stage: e.g. no network namespace left).
+int mcpjail_jail_clone(const struct mcpjail_jail_config *config, struct mcpjail_namespace_holder *holder, pid_t *pid,
+                       int *release_fd, int *error_fd, int *control_fd, int *placed_in_cgroup,
+                       struct mcpjail_spawn_result *result);
 
 /// The CPU the last jail of this process was built on, or -1 (the scheduler placed it):
 /// its init starts the server there.
