@@ -718,10 +718,10 @@ static int run_namespace_holder(void *argument) {
     holder_pin_to_cpu(shared->holder_placement.build_cpu);
     // Every capability in its new user namespace from the start: no id map is needed for
     // these, and they belong to the user namespace the jail is cloned into.
-    ret = holder_syscall(SYS_unshare, CLONE_NEWNET, 0, 0);
-    if (ret < 0) holder_exit(report_fd, MCPJAIL_STAGE_NETWORK_NAMESPACE, ret);
     ret = holder_syscall(SYS_unshare, CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID, 0, 0);
     if (ret < 0) holder_exit(report_fd, MCPJAIL_STAGE_CLONE, ret);
+    ret = holder_syscall(SYS_unshare, CLONE_NEWNET, 0, 0);
+    if (ret < 0) holder_exit(report_fd, MCPJAIL_STAGE_NETWORK_NAMESPACE, ret);
     // Loopback up (SIOCGIFFLAGS, then SIOCSIFFLAGS with IFF_UP).
     long fd = holder_syscall(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) holder_exit(report_fd, MCPJAIL_STAGE_LOOPBACK, fd);

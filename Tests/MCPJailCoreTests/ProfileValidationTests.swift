@@ -68,9 +68,33 @@ struct ProfileValidationTests {
         let first = try sandbox.load(text)
         let second = try sandbox.load(text + "# a comment changes the digest\n")
         #expect(first.digest != second.digest)
-        // SHA-256 of the empty string, as a known-answer check of the hex encoding.
+        // An empty file is no profile (it names no server).
         let empty = try? ProfileParser.parse(data: Data(), path: "x.toml", name: "x", profileDirectory: "/")
         #expect(empty == nil)
+        // Worked out when first read, and sha256sum's digest of the same bytes.
+        let fixed = try ProfileParser.parse(
+            bytes: Array("[server]\ncommand = \"\(command)\"\n".utf8), path: "/p/fixed.toml", name: "fixed",
+            profileDirectory: "/p")
+        var copy = fixed
+        #expect(fixed.digest == Self.sha256sum("[server]\ncommand = \"\(command)\"\n"))
+        #expect(copy.digest == fixed.digest)
+        copy.digest = "set"
+        #expect(copy.digest == "set" && fixed.digest != "set")
+    }
+
+    /// `sha256sum`'s digest of `text` (an implementation other than mcpjail's).
+    private static func sha256sum(_ text: String) -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        let input = Pipe(), output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try? process.run()
+        input.fileHandleForWriting.write(Data(text.utf8))
+        try? input.fileHandleForWriting.close()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).split(separator: " ").first.map(String.init) ?? ""
     }
 
     @Test("an unknown key names its line and key path, with a suggestion")

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// One server's policy, loaded from `NAME.toml` with every default filled in.
 ///
 /// The profile files are the allowlist: a server without one is never started. Later
@@ -9,8 +11,13 @@ public struct Profile: Sendable, Equatable {
     public var name: String
     /// The file the profile was read from.
     public var path: String
-    /// SHA-256 (hex) of the file's bytes, recorded in every audit record.
-    public var digest: String
+    /// SHA-256 (hex) of the file's bytes, recorded in every audit record. Worked out when
+    /// first read (``ProfileDigest``).
+    public var digest: String {
+        get { digestSource.value }
+        set { digestSource = ProfileDigest(value: newValue) }
+    }
+    private var digestSource: ProfileDigest
     public var description: String
     public var server: Server
     public var filesystem: Filesystem
@@ -44,7 +51,7 @@ public struct Profile: Sendable, Equatable {
     ) {
         self.name = name
         self.path = path
-        self.digest = digest
+        self.digestSource = ProfileDigest(value: digest)
         self.description = description
         self.server = server
         self.filesystem = filesystem
@@ -244,4 +251,43 @@ public enum LimitMechanism: String, Sendable, CaseIterable {
     case fileSize = "rlimit RLIMIT_FSIZE"
     case cpuTime = "rlimit RLIMIT_CPU, per process, whole seconds"
     case wallTime = "supervisor timer, whole session"
+}
+
+extension Profile {
+    /// Sets the digest to the SHA-256 of `bytes`, worked out when first read.
+    mutating func setDigest(of bytes: [UInt8]) {
+        digestSource = ProfileDigest(bytes: bytes)
+    }
+}
+
+/// A profile file's SHA-256 (hex), worked out when first asked for. `run` needs it only
+/// once the server is starting (audit records, the session registry), and the first
+/// SHA-256 of a process costs ~0.2 ms here: BoringSSL probes the CPU's features with
+/// CPUID, which a virtual machine traps. Worked out while the profile was read, that sat on
+/// the path to the jail's start.
+final class ProfileDigest: Sendable, Equatable {
+    private enum State {
+        case bytes([UInt8])
+        case value(String)
+    }
+
+    private let state: Mutex<State>
+
+    init(bytes: [UInt8]) { state = Mutex(.bytes(bytes)) }
+    init(value: String) { state = Mutex(.value(value)) }
+
+    var value: String {
+        state.withLock { state in
+            switch state {
+            case .value(let value):
+                return value
+            case .bytes(let bytes):
+                let value = bytes.withUnsafeBytes { SHA256Hex.digest($0) }
+                state = .value(value)
+                return value
+            }
+        }
+    }
+
+    static func == (left: ProfileDigest, right: ProfileDigest) -> Bool { left === right || left.value == right.value }
 }

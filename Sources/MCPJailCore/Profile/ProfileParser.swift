@@ -44,7 +44,6 @@ public enum ProfileParser {
     static func parse(
         bytes: [UInt8], path: String, name: String, profileDirectory: String, checkCommand: Bool = true
     ) throws(ProfileError) -> Profile {
-        let digest = bytes.withUnsafeBytes { SHA256Hex.digest($0) }
         if let nul = bytes.firstIndex(of: 0) {
             let line = bytes[..<nul].reduce(1) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
             throw ProfileError(problems: [
@@ -78,7 +77,7 @@ public enum ProfileParser {
         }
         profile.name = name
         profile.path = path
-        profile.digest = digest
+        profile.setDigest(of: bytes)
         return profile
     }
 
