@@ -61,6 +61,21 @@ struct CgroupDetectionTests {
         #expect(CgroupHost.parse(procSelfCgroup: "", mountinfo: "").version == nil)
     }
 
+    @Test("only cgroup and cgroup2 mounts count: not a tmpfs at a cgroup path, nor a path that spells the separator")
+    func onlyCgroupMounts() {
+        let mountinfo = """
+            31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+            40 27 0:40 / /srv/x\\040-\\040cgroup2 rw - ext4 /dev/vda rw
+            41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+
+            """
+        let host = CgroupHost.parse(procSelfCgroup: "0::/\n", mountinfo: mountinfo)
+        #expect(host.unifiedMount == "/sys/fs/cgroup/unified")
+        let none = CgroupHost.parse(procSelfCgroup: "0::/\n", mountinfo: String(mountinfo.split(separator: "\n")[0...1].joined(separator: "\n")))
+        #expect(none.unifiedMount == nil)
+        #expect(none.v1.isEmpty)
+    }
+
     @Test("mountinfo's optional fields and escaped paths come before the lone '-' separator")
     func mountinfoFields() {
         let host = CgroupHost.parse(
