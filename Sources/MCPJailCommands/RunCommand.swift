@@ -34,14 +34,15 @@ struct Run: ParsableCommand {
     }
 
     /// The run itself: `mcpjail run`'s exit status (failures reported on stderr, 1).
-    static func execute(name: String, profiles: String?) -> Int32 {
+    /// `namespaces`: a namespace holder the caller started; nil, one is started here. The
+    /// jail's namespaces are made while the profile is read and the session prepared
+    /// (NamespaceHolder); a holder that could not start is reported by the spawn itself.
+    static func execute(name: String, profiles: String?, namespaces: NamespaceHolder? = nil) -> Int32 {
+        let namespaces = namespaces ?? (try? NamespaceHolder.start())
         let environment = ProcessEnvironment.current()
         let logger = makeLogger(environment: environment)
         do {
             let store = ProfileStore.resolve(explicit: profiles, environment: environment)
-            // The jail's namespaces are made while the profile is read and the session
-            // prepared (NamespaceHolder); a failure here is reported by the spawn itself.
-            let namespaces = try? NamespaceHolder.start()
             let profile = try store.load(name)
             let state = StateDirectory.resolve(environment: environment, isRoot: geteuid() == 0)
             let session = Session(
