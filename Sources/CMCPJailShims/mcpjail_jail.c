@@ -422,15 +422,15 @@ static int start_server(void *argument) {
 /// The server's stack until its exec. mcpjail_spawn_child needs well under 4 KiB of it.
 static char server_stack[64 * 1024] __attribute__((aligned(16)));
 
-/// pid 1 of the jail: starts the server and reaps every process until the server exits,
-/// then exits with its status (128 + signal when it was killed). Not dumpable, so the
-/// server can neither read its memory or environment nor open /proc/1/exe.
-static void run_init(const struct mcpjail_jail_config *config, int error_fd) {
+/// What init does before the start message, while the parent may still be preparing: not
+/// dumpable from here on, so the server can neither read init's memory or environment nor
+/// open /proc/1/exe; mcpjail's signal handlers (which came along with the clone) back to
+/// the defaults and the stopping signals forwarded (every signal is still blocked: see
+/// run_init); the capability bounding set emptied for the server to inherit. None of it is
+/// needed by what comes before the exec (the cgroup joins, the cgroup namespace, setsid),
+/// and none of it then waits on the path to the server's start.
+static void prepare_init(int error_fd) {
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_INIT_FORK);
-    // mcpjail's own handlers came along with the clone: start from the defaults and
-    // forward the stopping signals. Everything stays blocked until the server's pid is
-    // known, so that a signal sent meanwhile is forwarded rather than lost; the server's
-    // process unblocks its own once its handlers are the defaults (mcpjail_spawn_child).
     sigset_t all;
     sigfillset(&all);
     if (sigprocmask(SIG_SETMASK, &all, NULL) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_SIGNALS);
@@ -444,7 +444,15 @@ static void run_init(const struct mcpjail_jail_config *config, int error_fd) {
     action.sa_handler = init_forward_signal;
     int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
     for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++) sigaction(forwarded[i], &action, NULL);
+    if (mcpjail_drop_bounding_set() != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_CAPABILITIES);
+}
 
+/// pid 1 of the jail: starts the server and reaps every process until the server exits,
+/// then exits with its status (128 + signal when it was killed). Not dumpable, its
+/// handlers set (prepare_init). Every signal stays blocked until the server's pid is known,
+/// so that a signal sent meanwhile is forwarded rather than lost; the server's process
+/// unblocks its own once its handlers are the defaults (mcpjail_spawn_child).
+static void run_init(const struct mcpjail_jail_config *config, int error_fd) {
     // posix_spawn's shape: the server's process shares init's memory until its exec
     // (CLONE_VM | CLONE_VFORK), so no copy of the address space init inherited from
     // mcpjail is made, nor torn down again by the exec. glibc's clone() takes no locks.
@@ -611,6 +619,7 @@ static void jail_child(const struct mcpjail_jail_config *config, const struct bu
     if (sethostname(config->hostname, strlen(config->hostname)) != 0) mcpjail_report_and_exit(error_fd, MCPJAIL_STAGE_HOSTNAME);
     set_up_egress(&config->egress, error_fd);
 
+    prepare_init(error_fd);
     const struct mcpjail_jail_config *final = wait_for_start(config, control_fd, error_fd);
     // Now in its cgroups (joined above, or placed by the parent): make that the cgroup
     // namespace's root.

@@ -53,15 +53,23 @@ static int cloexec_from_3(void) {
     return 0;
 }
 
-/// Drops every capability: the bounding set (EPERM where this process may not change it,
-/// that is where it holds none to drop; EINVAL past the kernel's last capability, where
-/// the loop ends), the ambient set, and the effective, permitted and inheritable sets.
-static int drop_capabilities(void) {
+int mcpjail_bounding_set_dropped = 0;
+
+int mcpjail_drop_bounding_set(void) {
     for (int cap = 0; cap <= 63; cap++) {
         if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0) continue;
         if (errno == EINVAL) break;
         if (errno != EPERM) return -1;
     }
+    mcpjail_bounding_set_dropped = 1;
+    return 0;
+}
+
+/// Drops every capability: the bounding set (unless the jail's init did already: see
+/// mcpjail_drop_bounding_set), the ambient set, and the effective, permitted and
+/// inheritable sets.
+static int drop_capabilities(void) {
+    if (!mcpjail_bounding_set_dropped && mcpjail_drop_bounding_set() != 0) return -1;
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) return -1;
     struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
     struct __user_cap_data_struct data[2];
