@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -670,7 +671,7 @@ struct holder_shared {
     const struct mcpjail_jail_config *config;
     struct build_placement placement;         ///< the jail's (planned at the clone)
     int release_fd, error_fd, control_fd;     ///< the jail's ends
-    int close_in_jail[7];                     ///< every other end of these pipes
+    int close_in_jail[8];                     ///< every other end of these pipes, the holder's pidfd
     // Written by the holder before its report:
     int placed_in_cgroup;
 };
@@ -758,7 +759,7 @@ static int run_namespace_holder(void *argument) {
     long jail = holder_clone_jail(config->cgroup_v2_fd, &placed);
     if (jail == 0) {
         // The jail: a copy of mcpjail's memory of its own from here on, so libc again.
-        for (int i = 0; i < 7; i++) close(shared->close_in_jail[i]);
+        for (int i = 0; i < 8; i++) close(shared->close_in_jail[i]);
         if (shared->placement.build_cpu != shared->holder_placement.build_cpu) pin_to_cpu(shared->placement.build_cpu);
         jail_child(config, &shared->placement, shared->release_fd, shared->error_fd, shared->control_fd);
         _exit(127);
@@ -774,6 +775,7 @@ int mcpjail_namespace_holder_start(struct mcpjail_namespace_holder *holder) {
     holder->pid = -1;
     holder->order_fd = -1;
     holder->report_fd = -1;
+    holder->pid_fd = -1;
     holder->ready = 0;
     holder->memory = NULL;
     int order_pipe[2], report_pipe[2];
@@ -800,9 +802,16 @@ int mcpjail_namespace_holder_start(struct mcpjail_namespace_holder *holder) {
         sigset_t all, previous;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &previous);
-        child = clone(run_namespace_holder, (char *)memory + HOLDER_MEMORY, CLONE_VM | CLONE_FILES | CLONE_NEWUSER | SIGCHLD,
-                      shared);
+        int flags = CLONE_VM | CLONE_FILES | CLONE_NEWUSER | SIGCHLD;
+        int pid_fd = -1;
+        child = clone(run_namespace_holder, (char *)memory + HOLDER_MEMORY, flags | CLONE_PIDFD, shared, &pid_fd);
+        if (child < 0 && errno == EINVAL) {
+            // No CLONE_PIDFD (before 5.2): reports are then waited for with a timeout.
+            pid_fd = -1;
+            child = clone(run_namespace_holder, (char *)memory + HOLDER_MEMORY, flags, shared);
+        }
         saved = errno;
+        holder->pid_fd = child > 0 ? pid_fd : -1;
         pthread_sigmask(SIG_SETMASK, &previous, NULL);
     }
     if (child < 0) {
@@ -826,21 +835,44 @@ int mcpjail_namespace_holder_start(struct mcpjail_namespace_holder *holder) {
 /// then killed and reaped.
 static int read_holder_report(struct mcpjail_namespace_holder *holder, int *value, struct mcpjail_spawn_result *result) {
     int report[2] = { -1, 0 };
-    ssize_t got;
-    do {
-        got = read(holder->report_fd, report, sizeof(report));
-    } while (got < 0 && errno == EINTR);
+    ssize_t got = -1;
+    // The holder shares this fd table, so the report pipe has a writer for as long as
+    // mcpjail lives: the holder's end is watched through its pidfd (or, without one, every
+    // 50 ms with waitpid), and a holder gone without a word is a failure, not a hang.
+    for (;;) {
+        struct pollfd watched[2] = { { holder->report_fd, POLLIN, 0 }, { holder->pid_fd, POLLIN, 0 } };
+        int ready = poll(watched, holder->pid_fd >= 0 ? 2 : 1, holder->pid_fd >= 0 ? -1 : 50);
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready < 0) break;
+        if (watched[0].revents != 0) {
+            do {
+                got = read(holder->report_fd, report, sizeof(report));
+            } while (got < 0 && errno == EINTR);
+            break;
+        }
+        int status;
+        if ((holder->pid_fd >= 0 && watched[1].revents != 0) ||
+            (holder->pid_fd < 0 && waitpid(holder->pid, &status, WNOHANG) == holder->pid)) {
+            // Gone: a report it wrote just before would have shown above.
+            if (holder->pid_fd < 0) holder->pid = -1;
+            got = 0;
+            errno = ECHILD;
+            break;
+        }
+    }
     if (got == (ssize_t)sizeof(report) && report[0] == MCPJAIL_STAGE_NONE) {
         *value = report[1];
         return 0;
     }
     if (got != (ssize_t)sizeof(report)) {
         report[0] = MCPJAIL_STAGE_NAMESPACE_HOLDER;
-        report[1] = got < 0 ? errno : EPROTO;
+        report[1] = got < 0 ? errno : got == 0 ? ECHILD : EPROTO;
     }
-    kill(holder->pid, SIGKILL);
-    int status;
-    while (waitpid(holder->pid, &status, 0) < 0 && errno == EINTR) {}
+    if (holder->pid > 0) {
+        kill(holder->pid, SIGKILL);
+        int status;
+        while (waitpid(holder->pid, &status, 0) < 0 && errno == EINTR) {}
+    }
     holder->pid = -1;
     result->stage = report[0];
     result->error = report[1];
@@ -850,8 +882,10 @@ static int read_holder_report(struct mcpjail_namespace_holder *holder, int *valu
 void mcpjail_namespace_holder_end(struct mcpjail_namespace_holder *holder) {
     if (holder->order_fd >= 0) close(holder->order_fd);
     if (holder->report_fd >= 0) close(holder->report_fd);
+    if (holder->pid_fd >= 0) close(holder->pid_fd);
     holder->order_fd = -1;
     holder->report_fd = -1;
+    holder->pid_fd = -1;
     int status;
     if (holder->pid > 0) while (waitpid(holder->pid, &status, 0) < 0 && errno == EINTR) {}
     holder->pid = -1;
@@ -899,8 +933,8 @@ int mcpjail_jail_clone(const struct mcpjail_jail_config *config, struct mcpjail_
     shared->release_fd = release_pipe[0];
     shared->error_fd = error_pipe[1];
     shared->control_fd = control_pair[1];
-    int others[7] = { release_pipe[1], error_pipe[0], control_pair[0], shared->order_fd, shared->report_fd,
-                      holder->order_fd, holder->report_fd };
+    int others[8] = { release_pipe[1], error_pipe[0], control_pair[0], shared->order_fd, shared->report_fd,
+                      holder->order_fd, holder->report_fd, holder->pid_fd };
     memcpy(shared->close_in_jail, others, sizeof(others));
     shared->placed_in_cgroup = 0;
     ssize_t sent;

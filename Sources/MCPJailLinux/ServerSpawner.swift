@@ -150,6 +150,8 @@ public struct SpawnFailure: Sendable, Equatable {
             hint = "user namespaces are disabled or restricted here; `mcpjail doctor` says how to enable them"
         case (Int(MCPJAIL_STAGE_NETWORK_NAMESPACE.rawValue), ENOSPC):
             hint = "no network namespace is left for this user: the sysctl user.max_net_namespaces is 0 or used up; `mcpjail doctor` checks it"
+        case (Int(MCPJAIL_STAGE_NAMESPACE_HOLDER.rawValue), ECHILD):
+            hint = "the process that makes the jail's namespaces ended before it was done (was it killed?); nothing was started"
         case (Int(MCPJAIL_STAGE_MOUNT.rawValue), EACCES):
             hint = "a path in [filesystem] is not accessible to the jail's user (root's servers run as nobody)"
         default: break

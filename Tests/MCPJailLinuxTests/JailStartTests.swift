@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 import Testing
 @testable import MCPJailCore
 @testable import MCPJailLinux
@@ -219,4 +220,49 @@ struct NamespaceHolderTests {
         #expect(readlink("/proc/\(holder.pid)/ns/pid_for_children", &buffer, buffer.count) == -1)
         #expect(errno == ENOENT)
     }
+
+    @Test(
+        "a holder gone without a word fails the jail's clone at once: the shared fd table keeps its report pipe open, so no EOF would come",
+        arguments: [true, false])
+    func killedHolder(withPidfd: Bool) throws {
+        var holder = mcpjail_namespace_holder()
+        try #require(mcpjail_namespace_holder_start(&holder) == 0)
+        #expect(holder.pid_fd >= 0, "no pidfd: the kernel predates CLONE_PIDFD (5.2)")
+        if !withPidfd {
+            // As on a kernel without CLONE_PIDFD: waitpid every 50 ms instead.
+            close(holder.pid_fd)
+            holder.pid_fd = -1
+        }
+        kill(holder.pid, SIGKILL)
+        let finished = DispatchSemaphore(value: 0)
+        let outcome = Mutex<(Int32, mcpjail_spawn_result)?>(nil)
+        let box = HolderBox(holder)
+        DispatchQueue.global().async {
+            var config = mcpjail_jail_config()
+            config.cgroup_v2_fd = -1
+            var result = mcpjail_spawn_result()
+            var pid: pid_t = -1, release: Int32 = -1, failure: Int32 = -1, control: Int32 = -1, placed: Int32 = 0
+            let status = box.withHolder { mcpjail_jail_clone(&config, $0, &pid, &release, &failure, &control, &placed, &result) }
+            outcome.withLock { $0 = (status, result) }
+            finished.signal()
+        }
+        let waited = finished.wait(timeout: .now() + 10)
+        try #require(waited == .success, "mcpjail_jail_clone is still waiting for a holder that was killed")
+        let (status, result) = try #require(outcome.withLock { $0 })
+        #expect(status == -1)
+        #expect(result.stage == Int32(MCPJAIL_STAGE_NAMESPACE_HOLDER.rawValue))
+        #expect(result.error == ECHILD)
+        let error = SpawnFailure(stage: Int(result.stage), errno: result.error).error(command: "/bin/true", workdir: "/")
+        #expect(error.message == "jail setup failed at the namespace holder: No child processes")
+        #expect(error.hint?.contains("was it killed?") == true)
+        box.withHolder { mcpjail_namespace_holder_end($0) }
+        #expect(box.withHolder { $0.pointee.pid } == -1)
+    }
+}
+
+/// A holder's state for a test's worker thread (the test waits for the thread).
+private final class HolderBox: @unchecked Sendable {
+    private var holder: mcpjail_namespace_holder
+    init(_ holder: mcpjail_namespace_holder) { self.holder = holder }
+    func withHolder<Result>(_ body: (UnsafeMutablePointer<mcpjail_namespace_holder>) -> Result) -> Result { body(&holder) }
 }

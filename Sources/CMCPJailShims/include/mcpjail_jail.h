@@ -126,6 +126,10 @@ struct mcpjail_namespace_holder {
     pid_t pid;       ///< > 0 until it is reaped
     int order_fd;    ///< mcpjail's end of the order pipe: a byte clones the jail, EOF ends it
     int report_fd;   ///< mcpjail's end of its (stage, value) reports
+    /// A pidfd of the holder (CLONE_PIDFD), or -1 where the kernel has none (before 5.2):
+    /// the report pipe's write end is in the fd table the two share, so the holder's death
+    /// is no EOF there; a wait for a report watches this too.
+    int pid_fd;
     int ready;       ///< 1 once its first report (namespaces made) has been read
     void *memory;    ///< its stack and the order, shared with mcpjail; unmapped by _end
 };
