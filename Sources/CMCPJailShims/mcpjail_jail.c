@@ -3,20 +3,20 @@
 // fixed-size path buffers on the stack, syscalls, and the steps of mcpjail_spawn_child.
 //
 // Order (nsjail's containProc, bubblewrap's setup_newroot):
-//   namespace holder (started before the profile is read, on a CPU of its own, sharing
-//      mcpjail's memory and fds): a new user namespace -> the network namespace -> new
-//      mount, ipc, uts namespaces and pid namespace for its children -> loopback up -> wait
-//      for mcpjail's order -> clone the jail (pid 1, mcpjail's child, into the v2 cgroup)
-//      -> exit
+//   namespace holder (started first thing in `run`, on a CPU of its own, sharing mcpjail's
+//      memory and fds): a new user namespace -> new mount, ipc, uts namespaces and a pid
+//      namespace for its children -> the network namespace -> loopback up -> wait for
+//      mcpjail's order -> clone the jail (pid 1, mcpjail's child, into the v2 cgroup) -> exit
 //   jail: wait for the parent (id maps) -> identity -> private mounts -> new tmpfs root
 //   -> the profile's mounts -> pivot_root -> root read-only -> [hand the jail's root to the
-//      parent: pins] -> hostname, egress
+//      parent: pins] -> hostname, egress -> init's preparations (not dumpable, handlers,
+//      bounding set)
 //   -> wait for the start message (the seccomp filter, and the v1 cgroups to join; a v2 one
 //      the jail was cloned into) -> join them -> the jail's own cgroup namespace -> setsid
 //   -> mcpjail's CPU mask back
 //   -> pid 1 init: vfork the server (mcpjail_spawn_child: caps, no_new_privs, seccomp, exec)
 //      and reap, forwarding signals, until the server exits.
-// The network namespace, most of what the namespaces cost, is made while mcpjail reads the
+// The namespaces, the network one most of their cost, are made while mcpjail reads the
 // profile; the parent compiles the filter and makes the cgroups while the jail builds its
 // file system.
 #define _GNU_SOURCE
@@ -560,13 +560,37 @@ static void plan_build_placement(struct build_placement *placement) {
     }
 }
 
+/// A system call that leaves errno alone, for the namespace holder: it shares mcpjail's
+/// memory (CLONE_VM), the thread-local errno of the thread that started it included, and
+/// runs beside mcpjail's threads. Returns the result or -errno. A fork-like clone returns 0
+/// in the child on a copy of the caller's stack, as glibc's syscall() does.
+static long holder_syscall(long number, long a, long b, long c) {
+#if defined(__x86_64__)
+    long ret;
+    __asm__ volatile("syscall" : "=a"(ret) : "a"(number), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+    return ret;
+#elif defined(__aarch64__)
+    register long x8 __asm__("x8") = number;
+    register long x0 __asm__("x0") = a;
+    register long x1 __asm__("x1") = b;
+    register long x2 __asm__("x2") = c;
+    __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2) : "memory");
+    return x0;
+#else
+    // Elsewhere libc's call: a failing one may overwrite the errno of mcpjail's thread.
+    long ret = syscall(number, a, b, c);
+    return ret < 0 ? -errno : ret;
+#endif
+}
+
 /// Pins the caller to `cpu` when it is >= 0 (a placement hint: failure changes nothing).
+/// A raw call (holder_syscall), so the namespace holder can use it too.
 static void pin_to_cpu(int cpu) {
     if (cpu < 0) return;
     cpu_set_t one;
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
-    (void)sched_setaffinity(0, sizeof(one), &one);
+    (void)holder_syscall(SYS_sched_setaffinity, 0, (long)sizeof(one), (long)&one);
 }
 
 static void jail_child(const struct mcpjail_jail_config *config, const struct build_placement *placement, int release_fd,
@@ -638,29 +662,6 @@ static int last_build_cpu = -1;
 
 int mcpjail_last_build_cpu(void) { return last_build_cpu; }
 
-/// A system call that leaves errno alone, for the namespace holder: it shares mcpjail's
-/// memory (CLONE_VM), the thread-local errno of the thread that started it included, and
-/// runs beside mcpjail's threads. Returns the result or -errno. A fork-like clone returns 0
-/// in the child on a copy of the caller's stack, as glibc's syscall() does.
-static long holder_syscall(long number, long a, long b, long c) {
-#if defined(__x86_64__)
-    long ret;
-    __asm__ volatile("syscall" : "=a"(ret) : "a"(number), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
-    return ret;
-#elif defined(__aarch64__)
-    register long x8 __asm__("x8") = number;
-    register long x0 __asm__("x0") = a;
-    register long x1 __asm__("x1") = b;
-    register long x2 __asm__("x2") = c;
-    __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2) : "memory");
-    return x0;
-#else
-    // Elsewhere libc's call: a failing one may overwrite the errno of mcpjail's thread.
-    long ret = syscall(number, a, b, c);
-    return ret < 0 ? -errno : ret;
-#endif
-}
-
 /// The memory the holder and mcpjail share: its stack, and at its bottom this. The jail,
 /// cloned by the holder, goes on using its copy of both.
 struct holder_shared {
@@ -677,14 +678,6 @@ struct holder_shared {
 };
 
 #define HOLDER_MEMORY (256 * 1024)
-
-static void holder_pin_to_cpu(int cpu) {
-    if (cpu < 0) return;
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    (void)holder_syscall(SYS_sched_setaffinity, 0, (long)sizeof(one), (long)&one);
-}
 
 static void holder_exit(int report_fd, int stage, long error) __attribute__((noreturn));
 static void holder_exit(int report_fd, int stage, long error) {
@@ -725,7 +718,7 @@ static int run_namespace_holder(void *argument) {
     int report_fd = shared->report_fd;
     long ret = holder_syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0);
     if (ret < 0) holder_exit(report_fd, MCPJAIL_STAGE_PDEATHSIG, ret);
-    holder_pin_to_cpu(shared->holder_placement.build_cpu);
+    pin_to_cpu(shared->holder_placement.build_cpu);
     // Every capability in its new user namespace from the start: no id map is needed for
     // these, and they belong to the user namespace the jail is cloned into.
     ret = holder_syscall(SYS_unshare, CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID, 0, 0);
