@@ -665,6 +665,7 @@ int mcpjail_last_build_cpu(void) { return last_build_cpu; }
 /// The memory the holder and mcpjail share: its stack, and at its bottom this. The jail,
 /// cloned by the holder, goes on using its copy of both.
 struct holder_shared {
+    pid_t parent;                             ///< mcpjail: the holder ends if it is not its parent any more
     struct build_placement holder_placement;  ///< where the holder runs (planned at its start)
     int order_fd;                             ///< the holder's end: a byte clones the jail, EOF ends it
     int report_fd;                            ///< the holder's end: (stage, value) messages
@@ -718,6 +719,9 @@ static int run_namespace_holder(void *argument) {
     int report_fd = shared->report_fd;
     long ret = holder_syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0);
     if (ret < 0) holder_exit(report_fd, MCPJAIL_STAGE_PDEATHSIG, ret);
+    // mcpjail may have died before the prctl: then no signal will come, and the order pipe
+    // (its writer is in the fd table this process shares) would keep it waiting for good.
+    if (holder_syscall(SYS_getppid, 0, 0, 0) != shared->parent) holder_exit(report_fd, MCPJAIL_STAGE_NONE, 0);
     pin_to_cpu(shared->holder_placement.build_cpu);
     // Every capability in its new user namespace from the start: no id map is needed for
     // these, and they belong to the user namespace the jail is cloned into.
@@ -765,6 +769,10 @@ static int run_namespace_holder(void *argument) {
 }
 
 int mcpjail_namespace_holder_start(struct mcpjail_namespace_holder *holder) {
+    return mcpjail_namespace_holder_start_as_child_of(holder, getpid());
+}
+
+int mcpjail_namespace_holder_start_as_child_of(struct mcpjail_namespace_holder *holder, pid_t parent) {
     holder->pid = -1;
     holder->order_fd = -1;
     holder->report_fd = -1;
@@ -785,6 +793,7 @@ int mcpjail_namespace_holder_start(struct mcpjail_namespace_holder *holder) {
     int saved = errno;
     if (memory != MAP_FAILED) {
         struct holder_shared *shared = memory;
+        shared->parent = parent;
         plan_build_placement(&shared->holder_placement);
         shared->order_fd = order_pipe[0];
         shared->report_fd = report_pipe[1];

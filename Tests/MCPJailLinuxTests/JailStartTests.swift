@@ -227,13 +227,35 @@ struct NamespaceHolderTests {
     func killedHolder(withPidfd: Bool) throws {
         var holder = mcpjail_namespace_holder()
         try #require(mcpjail_namespace_holder_start(&holder) == 0)
+        try Self.expectCloneFailsAtOnce(&holder, withPidfd: withPidfd, kill: true)
+    }
+
+    @Test("a holder whose parent is already gone when it starts ends at once (no parent-death signal would come)")
+    func orphanedHolder() throws {
+        var holder = mcpjail_namespace_holder()
+        // As if mcpjail had died before the holder asked for the parent-death signal: the
+        // holder finds another parent than the one it was started for.
+        try #require(mcpjail_namespace_holder_start_as_child_of(&holder, getpid() + 1_000_000) == 0)
+        try Self.expectCloneFailsAtOnce(&holder, withPidfd: true, kill: false)
+        // The control: started for this process, the holder reports its namespaces.
+        var control = mcpjail_namespace_holder()
+        try #require(mcpjail_namespace_holder_start_as_child_of(&control, getpid()) == 0)
+        defer { mcpjail_namespace_holder_end(&control) }
+        var report: (Int32, Int32) = (-1, -1)
+        let got = withUnsafeMutableBytes(of: &report) { read(control.report_fd, $0.baseAddress, $0.count) }
+        #expect(got == 8 && report.0 == 0)
+    }
+
+    /// The jail's clone through `holder`, which is gone (killed here when `kill`) or going:
+    /// it must fail within seconds with stage 37 and ECHILD.
+    private static func expectCloneFailsAtOnce(_ holder: inout mcpjail_namespace_holder, withPidfd: Bool, kill: Bool) throws {
         #expect(holder.pid_fd >= 0, "no pidfd: the kernel predates CLONE_PIDFD (5.2)")
         if !withPidfd {
             // As on a kernel without CLONE_PIDFD: waitpid every 50 ms instead.
             close(holder.pid_fd)
             holder.pid_fd = -1
         }
-        kill(holder.pid, SIGKILL)
+        if kill { Glibc.kill(holder.pid, SIGKILL) }
         let finished = DispatchSemaphore(value: 0)
         let outcome = Mutex<(Int32, mcpjail_spawn_result)?>(nil)
         let box = HolderBox(holder)
@@ -247,7 +269,7 @@ struct NamespaceHolderTests {
             finished.signal()
         }
         let waited = finished.wait(timeout: .now() + 10)
-        try #require(waited == .success, "mcpjail_jail_clone is still waiting for a holder that was killed")
+        try #require(waited == .success, "mcpjail_jail_clone is still waiting for a holder that is gone")
         let (status, result) = try #require(outcome.withLock { $0 })
         #expect(status == -1)
         #expect(result.stage == Int32(MCPJAIL_STAGE_NAMESPACE_HOLDER.rawValue))

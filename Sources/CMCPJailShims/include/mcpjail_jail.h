@@ -145,6 +145,11 @@ struct mcpjail_namespace_holder {
 /// blocked. 0, or -1/errno.
 int mcpjail_namespace_holder_start(struct mcpjail_namespace_holder *holder);
 
+/// mcpjail_namespace_holder_start for a caller that is not the `parent` the holder expects:
+/// the holder ends at once, without a report, when its parent is not `parent` (as when
+/// mcpjail died before the holder could ask for the parent-death signal). For tests.
+int mcpjail_namespace_holder_start_as_child_of(struct mcpjail_namespace_holder *holder, pid_t parent);
+
 /// Ends the holder (closes the order pipe: if it is still waiting, it exits), reaps it and
 /// unmaps its memory. The namespaces live on in the jail it cloned. Idempotent.
 void mcpjail_namespace_holder_end(struct mcpjail_namespace_holder *holder);
