@@ -166,19 +166,9 @@ struct JailStartTests {
 /// mcpjail: it shares mcpjail's memory and fd table.
 @Suite("The namespace holder")
 struct NamespaceHolderTests {
-    /// A /proc file whole (its size reads as 0).
+    /// A /proc file whole (FileContents reads to the end: its size reads as 0).
     private static func readAll(_ path: String) -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return "" }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let got = read(fd, &chunk, chunk.count)
-            if got <= 0 { break }
-            bytes += chunk[0..<got]
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        String(decoding: FileContents.bytes(path) ?? [], as: UTF8.self)
     }
 
     @Test("it shares mcpjail's memory and fds, and makes user, network, mount, ipc, uts and pid namespaces of its own")
