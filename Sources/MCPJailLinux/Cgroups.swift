@@ -83,22 +83,6 @@ public struct CgroupHost: Sendable, Equatable {
         return host
     }
 
-    /// Whether a mountinfo line is a cgroup or cgroup2 mount (" - cgroup" after its options).
-    private static func isCgroupMount(_ line: UnsafeBufferPointer<UInt8>) -> Bool {
-        let marker: StaticString = " - cgroup"
-        let length = marker.utf8CodeUnitCount
-        guard line.count >= length else { return false }
-        for start in 0...(line.count - length) where line[start] == UInt8(ascii: " ") {
-            var matched = true
-            for offset in 1..<length where line[start + offset] != marker.utf8Start[offset] {
-                matched = false
-                break
-            }
-            if matched { return true }
-        }
-        return false
-    }
-
     /// The pure part of ``detect()``: parses the two proc files. `unifiedControllers` stays
     /// empty (it needs the mounted file system).
     public static func parse(procSelfCgroup: String, mountinfo: String) -> CgroupHost {
@@ -122,12 +106,16 @@ public struct CgroupHost: Sendable, Equatable {
             }
         }
         var host = CgroupHost(unifiedOwnPath: ownUnified)
+        let cgroupType = Array(" - cgroup".utf8)  // the separator, then cgroup or cgroup2
         for line in mountinfo.utf8.split(separator: UInt8(ascii: "\n")) {
             // id parent major:minor root mountpoint options [optional...] - fstype source superoptions
             // (paths escape their spaces, so the first lone "-" after the options is the
             // separator). Only cgroup and cgroup2 mounts are split into fields: most of a
             // host's mounts are not, and this runs at every start.
-            guard line.withContiguousStorageIfAvailable(isCgroupMount) ?? true else { continue }
+            let isCgroupMount = line.withContiguousStorageIfAvailable {
+                ByteSearch.contains(UnsafeRawBufferPointer($0), cgroupType)
+            }
+            guard isCgroupMount ?? true else { continue }
             let fields = line.split(separator: UInt8(ascii: " "))
             guard let dash = fields.indices.first(where: { $0 >= 6 && isText(fields[$0], "-") }) else { continue }
             let left = fields[..<dash]
