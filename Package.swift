@@ -31,6 +31,9 @@ let package = Package(
     targets: [
         // C only where Swift cannot go: the steps between fork and exec.
         .target(name: "CMCPJailShims"),
+        // A constructor of the mcpjail executable alone: `mcpjail run`'s namespace holder,
+        // started before `main` (early_start.c).
+        .target(name: "CMCPJailEarlyStart", dependencies: ["CMCPJailShims"]),
         // System libraries (make deps installs their -dev packages).
         .systemLibrary(name: "CLibSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         .systemLibrary(name: "CLibCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
@@ -82,7 +85,7 @@ let package = Package(
         // Makefile does. Its ~100,000 relocations are packed (RELR, glibc 2.36 and later):
         // 2.4 MB of RELA entries become 20 KB, and each start ~0.6 ms shorter.
         .executableTarget(
-            name: "mcpjail", dependencies: ["MCPJailCommands"], swiftSettings: strict,
+            name: "mcpjail", dependencies: ["MCPJailCommands", "CMCPJailEarlyStart"], swiftSettings: strict,
             linkerSettings: [
                 .unsafeFlags(["-static-executable", "-use-ld=lld", "-Xclang-linker", "-static-pie", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(platforms: [.linux])),
                 // Libraries under FoundationEssentials that a static debug build (no dead

@@ -89,7 +89,9 @@ static int join_path(char *out, const char *prefix, const char *path) {
     return 0;
 }
 
-/// mkdir -p, for paths inside the jail's own tmpfs.
+/// mkdir -p, for paths inside the jail's own tmpfs. From the deepest end: a directory
+/// whose parent exists costs one mkdir, where a stat of every component cost the jail's
+/// build (on its critical path) a system call per component of every mount target.
 static int make_directories(const char *path, mode_t mode) {
     char buffer[PATH_MAX];
     size_t length = strlen(path);
@@ -98,15 +100,30 @@ static int make_directories(const char *path, mode_t mode) {
         return -1;
     }
     memcpy(buffer, path, length + 1);
-    for (size_t i = 1; i <= length; i++) {
-        if (buffer[i] == '/' || buffer[i] == '\0') {
-            char saved = buffer[i];
-            buffer[i] = '\0';
+    while (length > 1 && buffer[length - 1] == '/') buffer[--length] = '\0';
+    // Back up, cutting the last component, to the deepest directory that exists or could
+    // be made...
+    size_t made = length;
+    for (;;) {
+        if (mkdir(buffer, mode) == 0 || errno == EEXIST) break;
+        if (errno != ENOENT) {
+            // An existing directory on a read-only bind may answer EROFS before EEXIST.
+            int saved = errno;
             struct stat info;
-            // Existing directories may sit on a read-only bind (EROFS before EEXIST).
-            if (stat(buffer, &info) != 0 && mkdir(buffer, mode) != 0 && errno != EEXIST) return -1;
-            buffer[i] = saved;
+            if (stat(buffer, &info) == 0) break;
+            errno = saved;
+            return -1;
         }
+        char *slash = strrchr(buffer, '/');
+        if (slash == NULL || slash == buffer) return -1;  // ENOENT at the top
+        *slash = '\0';
+        made = (size_t)(slash - buffer);
+    }
+    // ...then make the ones below it, restoring each cut.
+    while (made < length) {
+        buffer[made] = '/';
+        made += strlen(buffer + made);
+        if (mkdir(buffer, mode) != 0 && errno != EEXIST) return -1;
     }
     return 0;
 }
@@ -770,6 +787,26 @@ static int run_namespace_holder(void *argument) {
 
 int mcpjail_namespace_holder_start(struct mcpjail_namespace_holder *holder) {
     return mcpjail_namespace_holder_start_as_child_of(holder, getpid());
+}
+
+/// The holder started before `main`: 0 none, 1 started, -1 its start failed (early_errno).
+static int early_outcome;
+static int early_errno;
+static struct mcpjail_namespace_holder early_holder;
+
+pid_t mcpjail_namespace_holder_start_early(void) {
+    if (early_outcome != 0) return early_outcome == 1 ? early_holder.pid : -1;
+    early_outcome = mcpjail_namespace_holder_start(&early_holder) == 0 ? 1 : -1;
+    early_errno = errno;
+    return early_outcome == 1 ? early_holder.pid : -1;
+}
+
+int mcpjail_namespace_holder_take_early(struct mcpjail_namespace_holder *holder) {
+    int outcome = early_outcome;
+    early_outcome = 0;
+    if (outcome == 1) *holder = early_holder;
+    if (outcome == -1) errno = early_errno;
+    return outcome;
 }
 
 int mcpjail_namespace_holder_start_as_child_of(struct mcpjail_namespace_holder *holder, pid_t parent) {

@@ -45,8 +45,9 @@ int mcpjail_openat_in_root(int dirfd, const char *path, int flags) {
 /// by duplicating an fd to the top slot and closing it (a table never shrinks). Growing it
 /// later, once threads share it (Swift's async main runs on a pool thread), waits for an
 /// RCU grace period at each doubling (expand_fdtable): a pinned `run`, which keeps one fd
-/// per watched directory, lost about 10 ms to that.
-__attribute__((constructor)) static void mcpjail_reserve_fd_table(void) {
+/// per watched directory, lost about 10 ms to that. The first constructor (priority 101):
+/// the namespace holder started before `main` shares the table (CMCPJailEarlyStart, 102).
+__attribute__((constructor(101))) static void mcpjail_reserve_fd_table(void) {
     struct rlimit limit;
     if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
     if (limit.rlim_cur < limit.rlim_max) {

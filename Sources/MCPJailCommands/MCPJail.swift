@@ -51,7 +51,7 @@ extension MCPJail {
             let (name, profiles) = Run.quickArguments(Array(arguments.dropFirst(2)))
         {
             // The jail's namespaces take the holder longer (~0.8 ms) than `run` takes to reach
-            // the spawn: started first thing, it is ready in time (NamespaceHolder).
+            // the spawn: started before `main` (CMCPJailEarlyStart), adopted here.
             let namespaces = try? NamespaceHolder.start()
             let status = Run.execute(name: name, profiles: profiles, namespaces: namespaces)
             // The process ends from another thread while this one, the thread group's
@@ -61,6 +61,9 @@ extension MCPJail {
             guard Threads.tryStart("mcpjail-exit", { Glibc.exit(status) }) == 0 else { Glibc.exit(status) }
             while true { pause() }
         }
+        // `run` through ArgumentParser adopts the early holder in Run.execute; any other
+        // command has no use for it.
+        if arguments.count < 2 || arguments[1] != "run" { NamespaceHolder.discardEarly() }
         let finished = DispatchSemaphore(value: 0)
         Task {
             await main(Array(arguments.dropFirst()))

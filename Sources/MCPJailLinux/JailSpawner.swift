@@ -436,13 +436,23 @@ public final class NamespaceHolder: @unchecked Sendable {
         self.state = state
     }
 
-    /// Starts a holder; a failure (no user namespaces here) is the clone's, with its hint.
+    /// Starts a holder, or adopts the one mcpjail's executable started before `main`
+    /// (`mcpjail_namespace_holder_start_early`); a failure (no user namespaces here) is the
+    /// clone's, with its hint.
     public static func start() throws(MCPJailError) -> NamespaceHolder {
         var state = mcpjail_namespace_holder()
-        guard mcpjail_namespace_holder_start(&state) == 0 else {
+        let early = mcpjail_namespace_holder_take_early(&state)
+        if early == 1 { return NamespaceHolder(state: state) }
+        guard early == 0, mcpjail_namespace_holder_start(&state) == 0 else {
             throw SpawnFailure(stage: Int(MCPJAIL_STAGE_CLONE.rawValue), errno: errno).error(command: "", workdir: "")
         }
         return NamespaceHolder(state: state)
+    }
+
+    /// Ends the holder started before `main`, if there is one and no one adopted it.
+    public static func discardEarly() {
+        var state = mcpjail_namespace_holder()
+        if mcpjail_namespace_holder_take_early(&state) == 1 { mcpjail_namespace_holder_end(&state) }
     }
 
     /// `body` with the holder's state, for `mcpjail_jail_clone`.

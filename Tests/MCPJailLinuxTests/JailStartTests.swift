@@ -211,6 +211,42 @@ struct NamespaceHolderTests {
         #expect(errno == ENOENT)
     }
 
+    @Test("the holder started before `main` is taken once, by the first start; one that no start takes is ended")
+    func earlyHolder() throws {
+        // As the mcpjail executable's constructor does for `run` (CMCPJailEarlyStart). Other
+        // tests of this process start jails meanwhile, and their NamespaceHolder.start()
+        // may adopt it first (what it is for): then the next one is taken here.
+        var taken = mcpjail_namespace_holder()
+        var outcome: Int32 = 0
+        var started: pid_t = -1
+        for _ in 0..<20 where outcome == 0 {
+            started = mcpjail_namespace_holder_start_early()
+            try #require(started > 0)
+            outcome = mcpjail_namespace_holder_take_early(&taken)
+        }
+        try #require(outcome == 1)
+        defer { mcpjail_namespace_holder_end(&taken) }
+        #expect(taken.pid == started)
+        // A working holder: its first report says the namespaces are made.
+        var report: (Int32, Int32) = (-1, -1)
+        let got = withUnsafeMutableBytes(of: &report) { read(taken.report_fd, $0.baseAddress, $0.count) }
+        #expect(got == 8 && report.0 == 0, "holder report: \(got) bytes, stage \(report.0), errno \(report.1)")
+        taken.ready = 1
+        var again = mcpjail_namespace_holder()
+        #expect(mcpjail_namespace_holder_take_early(&again) == 0, "taken twice")
+
+        // Not taken: discardEarly ends and reaps it.
+        var ended = false
+        for _ in 0..<20 where !ended {
+            let pid = mcpjail_namespace_holder_start_early()
+            try #require(pid > 0)
+            NamespaceHolder.discardEarly()
+            errno = 0
+            ended = Glibc.kill(pid, 0) == -1 && errno == ESRCH
+        }
+        #expect(ended, "the unadopted holder is still there")
+    }
+
     @Test(
         "a holder gone without a word fails the jail's clone at once: the shared fd table keeps its report pipe open, so no EOF would come",
         arguments: [true, false])

@@ -154,6 +154,15 @@ int mcpjail_namespace_holder_start_as_child_of(struct mcpjail_namespace_holder *
 /// unmaps its memory. The namespaces live on in the jail it cloned. Idempotent.
 void mcpjail_namespace_holder_end(struct mcpjail_namespace_holder *holder);
 
+/// Starts the holder from mcpjail's earliest code, a constructor that runs before the Swift
+/// runtime and `main` (CMCPJailEarlyStart), for `mcpjail run`: its namespaces are then
+/// ready ~0.13 ms sooner. Kept until `mcpjail_namespace_holder_take_early`. Its pid, or -1.
+pid_t mcpjail_namespace_holder_start_early(void);
+
+/// The holder `mcpjail_namespace_holder_start_early` started: 1 with `holder` filled in,
+/// -1 with errno when its start failed, 0 when none was started (or it was taken already).
+int mcpjail_namespace_holder_take_early(struct mcpjail_namespace_holder *holder);
+
 /// The largest seccomp filter: the kernel's BPF_MAXINSNS (4096) instructions of 8 bytes.
 #define MCPJAIL_SECCOMP_MAX_BYTES (4096 * 8)
 
