@@ -122,6 +122,18 @@ struct JSONParserTests {
         #expect(kind(#"[{"a":1},{"a":1}]"#) == nil)
     }
 
+    @Test("duplicates are found in small objects (names compared in turn) and large ones (a set past 8 members)", arguments: [2, 7, 8, 9, 40])
+    func rejectsDuplicateKeysAtEverySize(members: Int) {
+        func object(_ names: [String]) -> String { "{" + names.map { "\"\($0)\":1" }.joined(separator: ",") + "}" }
+        let names = (0..<members).map { "k\($0)" }
+        #expect(kind(object(names)) == nil)
+        #expect(kind(object(names + ["k0"])) == .duplicateKey("k0"))
+        #expect(kind(object(names + [names[members - 1]])) == .duplicateKey(names[members - 1]))
+        #expect(kind(object(names + ["k\\u0030"])) == .duplicateKey("k0"))  // "k\u0030" is "k0"
+        // Canonically equivalent names stay different names in either regime.
+        #expect(kind(object(names + ["\u{E9}", "e\u{301}"])) == nil)
+    }
+
     @Test func depthLimit() {
         let ok = String(repeating: "[", count: 512) + String(repeating: "]", count: 512)
         #expect(kind(ok) == nil)

@@ -221,9 +221,12 @@ def test_a_jail_without_a_network_namespace_names_that_cause(jail: "Jail"):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="making a setuid-root binary needs root")
-def test_a_setuid_binary_gives_no_privileges_in_the_jail(jail: "Jail"):
+@pytest.mark.parametrize("user", ["self", "nobody"])
+def test_a_setuid_binary_gives_no_privileges_in_the_jail(jail: "Jail", user: str):
     """A setuid-root copy of `id`: run unjailed by an ordinary user it reports euid 0 (the
-    probe detects the breach); run in the jail it does not (no_new_privs, root unmapped)."""
+    probe detects the breach); run in the jail it does not (no_new_privs, root unmapped),
+    whether mcpjail runs as root (the server as nobody) or as an ordinary user (nobody, its
+    own id mapped)."""
     suid_dir = jail.root / "suid"
     suid_dir.mkdir()
     os.chmod(suid_dir, 0o755)
@@ -233,8 +236,17 @@ def test_a_setuid_binary_gives_no_privileges_in_the_jail(jail: "Jail"):
     os.chmod(binary, 0o4755)
     unjailed = subprocess.run(as_user([str(binary), "-u"], "nobody"), capture_output=True, text=True, timeout=30)
     assert unjailed.stdout.strip() == "0", unjailed  # the setuid bit works outside
-    jail.write_profile("suid", "/bin/sh", ["-c", f"{binary} -u >&2; {binary} -un >&2 || true"], read_only=["/usr", str(suid_dir)])
-    done = subprocess.run(jail.command("suid"), env=jail.env(), input=b"", capture_output=True, timeout=30)
+    profile = jail.write_profile("suid", "/bin/sh", ["-c", f"{binary} -u >&2; {binary} -un >&2 || true"], read_only=["/usr", str(suid_dir)])
+    if user == "nobody":
+        # An ordinary user may have no cgroup to enforce memory and pids with.
+        with profile.open("a") as f:
+            f.write('[limits]\nenforce = "best-effort"\n')
+        os.chmod(jail.root, 0o755)
+        os.chown(jail.root, NOBODY, NOBODY)  # not what is in it: the binary stays root's and setuid
+        for directory in (jail.profiles, jail.state, jail.home):
+            for path in [directory, *directory.rglob("*")]:
+                os.chown(path, NOBODY, NOBODY)
+    done = subprocess.run(as_user(jail.command("suid"), user), env=jail.env(), input=b"", capture_output=True, timeout=30)
     assert done.returncode == 0, done.stderr
     lines = jail.stderr_log("suid").splitlines()[1:]
     assert lines[0] == str(NOBODY), lines

@@ -177,7 +177,9 @@ private struct Parser {
     mutating func parseDocument() throws(JSONParseError) -> JSONValue {
         var stack: [Frame] = []
         var arrays: [[JSONValue]] = []
-        var objects: [(members: [JSONObject.Member], keys: Set<ExactKey>, pendingKey: String)] = []
+        // `keys` is made only once an object passes `setFrom` members; a smaller one is
+        // checked for duplicates against its members' names (no set to allocate and hash).
+        var objects: [(members: [JSONObject.Member], keys: Set<ExactKey>?, pendingKey: String)] = []
         var value: JSONValue
 
         nextValue: while true {
@@ -192,7 +194,7 @@ private struct Parser {
                 } else {
                     let key = try parseKeyAndColon()
                     stack.append(.object)
-                    objects.append(([], [ExactKey(string: key)], key))
+                    objects.append(([], nil, key))
                     continue nextValue
                 }
             case UInt8(ascii: "["):
@@ -247,7 +249,7 @@ private struct Parser {
                     if c == UInt8(ascii: ",") {
                         let keyOffset = pos
                         let next = try parseKeyAndColon()
-                        guard objects[top].keys.insert(ExactKey(string: next)).inserted else {
+                        guard Self.isNewKey(next, in: &objects[top].keys, members: objects[top].members) else {
                             throw fail(.duplicateKey(next), keyOffsetAfterWhitespace(keyOffset))
                         }
                         objects[top].pendingKey = next
@@ -259,6 +261,22 @@ private struct Parser {
                 }
             }
         }
+    }
+
+    /// Members past which an object's names go into a set; below it, a linear scan of the
+    /// members (the usual argument object has a handful) is cheaper than hashing.
+    static let setFrom = 8
+
+    /// Whether `key` differs, byte for byte, from every name in `members` (the object's
+    /// members so far).
+    private static func isNewKey(_ key: String, in keys: inout Set<ExactKey>?, members: [JSONObject.Member]) -> Bool {
+        if keys == nil {
+            if members.count < setFrom {
+                return !members.contains { $0.key.utf8.elementsEqual(key.utf8) }
+            }
+            keys = Set(members.map { ExactKey(string: $0.key) })
+        }
+        return keys!.insert(ExactKey(string: key)).inserted
     }
 
     // Duplicate-key errors point at the key's opening quote.
