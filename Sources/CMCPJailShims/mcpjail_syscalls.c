@@ -47,7 +47,16 @@ int mcpjail_openat_in_root(int dirfd, const char *path, int flags) {
 /// RCU grace period at each doubling (expand_fdtable): a pinned `run`, which keeps one fd
 /// per watched directory, lost about 10 ms to that. The first constructor (priority 101):
 /// the namespace holder started before `main` shares the table (CMCPJailEarlyStart, 102).
+///
+/// First of all, fds 0, 1 and 2 are made to exist (/dev/null where one is closed): the
+/// relay reads the client from 0 and answers on 1, and the first pipe mcpjail made would
+/// otherwise take a closed stdio number (the holder's order pipe became stdin or stdout).
 __attribute__((constructor(101))) static void mcpjail_reserve_fd_table(void) {
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+        int null = open("/dev/null", O_RDWR);  // the lowest free number: this one
+        if (null >= 0 && null != fd) close(null);
+    }
     struct rlimit limit;
     if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
     if (limit.rlim_cur < limit.rlim_max) {

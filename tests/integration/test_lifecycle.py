@@ -45,6 +45,36 @@ def test_client_eof_ends_the_session_cleanly(jail: Jail, raw_relay):
     assert not pid_alive(server)
 
 
+def test_closed_stdio_is_dev_null_not_a_pipe_of_mcpjails(jail: Jail):
+    """A client that starts mcpjail with stdout (or stdin) closed: the number must not go to
+    the first pipe mcpjail makes (the namespace holder's, before main), or the relay would
+    answer into it (or read the client from it). It is /dev/null; the session still runs
+    and ends cleanly."""
+    import subprocess
+
+    jail.raw_profile()
+    proc = subprocess.Popen(
+        jail.command("raw"), env=jail.env(), stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=lambda: os.close(1),
+    )
+    try:
+        jail.raw_server_pid()  # the session is up
+        assert os.readlink(f"/proc/{proc.pid}/fd/1") == "/dev/null"
+        assert os.readlink(f"/proc/{proc.pid}/fd/0").startswith("pipe:")  # the control: ours
+        proc.stdin.close()
+        assert proc.wait(timeout=15) == 0, proc.stderr.read()
+    finally:
+        kill_quietly(proc.pid)
+        proc.wait()
+    # Stdin closed: the client is at its end at once, and nothing is left behind.
+    done = subprocess.run(
+        jail.command("raw"), env=jail.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=lambda: os.close(0), timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b""
+
+
 def test_client_eof_then_sigterm_then_sigkill(jail: Jail, raw_relay):
     """A server that ignores EOF gets SIGTERM after stop_timeout; one that also ignores
     SIGTERM gets SIGKILL after another stop_timeout."""
