@@ -54,6 +54,9 @@ extension MCPJail {
             // the spawn: started before `main` (CMCPJailEarlyStart), adopted here.
             let namespaces = try? NamespaceHolder.start()
             let status = Run.execute(name: name, profiles: profiles, namespaces: namespaces)
+            // Ended and reaped here when no jail took it (a missing profile, a refused name):
+            // this thread never returns, so its deinit would not run.
+            namespaces?.end()
             // The process ends from another thread while this one, the thread group's
             // leader, waits: when the leader itself called exit, the client's wait for
             // mcpjail took about 1 ms longer (the kernel's reaping of the process spent it
@@ -61,9 +64,10 @@ extension MCPJail {
             guard Threads.tryStart("mcpjail-exit", { Glibc.exit(status) }) == 0 else { Glibc.exit(status) }
             while true { pause() }
         }
-        // `run` through ArgumentParser adopts the early holder in Run.execute; any other
-        // command has no use for it.
-        if arguments.count < 2 || arguments[1] != "run" { NamespaceHolder.discardEarly() }
+        // No other command line has a use for the holder started before `main` (`run` in an
+        // unusual shape starts its own in Run.execute), and ArgumentParser may exit the
+        // process without returning here.
+        NamespaceHolder.discardEarly()
         let finished = DispatchSemaphore(value: 0)
         Task {
             await main(Array(arguments.dropFirst()))

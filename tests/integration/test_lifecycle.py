@@ -197,6 +197,39 @@ def test_no_process_outlives_mcpjail(jail: Jail, raw_relay, reaper, ending: str)
     assert wait_for(lambda: not any(pid_alive(p) for p in tree), timeout=2), [p for p in tree if pid_alive(p)]
 
 
+SUBREAPER = """
+import ctypes, json, os, subprocess, sys
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans come here
+done = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, capture_output=True)
+left = []
+while True:
+    try:
+        pid, status = os.waitpid(-1, 0)
+    except ChildProcessError:
+        break
+    left.append(pid)
+print(json.dumps({"rc": done.returncode, "stderr": done.stderr.decode(errors="replace"), "orphans": left}))
+"""
+
+
+@pytest.mark.parametrize("args", [["run", "nosuchprofile"], ["run", "bad/name"], ["run", "--help"], ["list"], ["run", "--bogus", "x"]])
+def test_no_process_outlives_a_command_that_starts_no_server(jail: Jail, args: list[str]):
+    """`mcpjail run` starts its namespace holder before `main`; a command that then starts no
+    jail (a missing profile, a refused name, help, another command, a usage error) ends and
+    reaps it. Run under a subreaper, which would inherit anything left behind."""
+    import subprocess
+
+    from conftest import MCPJAIL, VENV_BIN
+
+    done = subprocess.run(
+        [str(VENV_BIN / "python"), "-c", SUBREAPER, str(MCPJAIL), *args, "--profiles", str(jail.profiles)],
+        env=jail.env(), capture_output=True, text=True, timeout=60,
+    )
+    outcome = json.loads(done.stdout)
+    assert outcome["orphans"] == [], outcome
+    assert outcome["rc"] == (0 if args in (["run", "--help"], ["list"]) else 1 if args[1] != "--bogus" else 64), outcome
+
+
 def test_no_process_outlives_mcpjail_fixture_server(jail: Jail, raw_relay, reaper):
     """The same with the SDK fixture server: its `spawn` tool's grandchild dies with the session."""
     jail.fixture_profile(stop_timeout="1s")
