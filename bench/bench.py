@@ -8,10 +8,10 @@
 and measured for: launch-to-initialize time, per-call latency p50/p99 at 1 in flight,
 throughput at 64 in flight, with 100 B and 64 KiB payloads, and the relay's own CPU time per call; then mcpjail's resident memory (VmRSS, and VmHWM)
 with an 8 MiB message in flight; then the egress proxy (bench/egress_bench.py): connect time
-and bulk throughput to 127.0.0.1, direct vs jailed through the proxy. Every figure is the median over ROUNDS rounds, the three
+and bulk throughput to 127.0.0.1, direct vs jailed through the proxy. Every figure is the median over ROUNDS rounds (start-up: --startup-rounds, 20 by default), the three
 ways interleaved within each round so that machine noise hits them alike.
 
-    .venv/bin/python bench/bench.py [--rounds N] [--quick]
+    .venv/bin/python bench/bench.py [--rounds N] [--startup-rounds N] [--quick]
 """
 
 from __future__ import annotations
@@ -323,9 +323,14 @@ def fmt_time(seconds: float) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
+    # Start-up needs more: one launch is ~20 ms, and 5 rounds gave mcpjail's added start-up
+    # 1.27x and 1.54x bwrap's in two runs of nearly the same code.
+    parser.add_argument("--startup-rounds", type=int, help="rounds of the start-up table, 5 launches each way a round (20; 3 with --quick)")
     parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")
     parser.add_argument("--startup-only", action="store_true", help="only the start-up and teardown table")
     opts = parser.parse_args()
+    if opts.startup_rounds is None:
+        opts.startup_rounds = 3 if opts.quick else 20
     if not MCPJAIL.exists():
         print(f"bench: {MCPJAIL} is missing (make release)", file=sys.stderr)
         return 1
@@ -369,7 +374,7 @@ def main() -> int:
     for argv in ways.values():  # warm the page cache: the first launch of anything is slow
         launch_to_initialize(argv, env)
     if opts.startup_only:
-        print(jail_startup(ways, env, rounds=opts.rounds))
+        print(jail_startup(ways, env, rounds=opts.startup_rounds))
         shutil.rmtree(tmp, ignore_errors=True)
         return 0
     for r in range(opts.rounds):
@@ -390,7 +395,7 @@ def main() -> int:
     first_p50 = statistics.median(r[0] for r in write_rounds)
     replay_p50 = statistics.median(r[1] for r in write_rounds)
     rss_idle, rss_in_flight, hwm_before, hwm_after = peak_rss_with_big_message(ways["mcpjail"], env)
-    jail_table = jail_startup(ways, env, rounds=opts.rounds)
+    jail_table = jail_startup(ways, env, rounds=opts.startup_rounds)
 
     metrics = list(dict.fromkeys(m for m, _ in results))
     rows = []
