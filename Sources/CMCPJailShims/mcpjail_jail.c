@@ -790,22 +790,31 @@ int mcpjail_namespace_holder_start(struct mcpjail_namespace_holder *holder) {
 }
 
 /// The holder started before `main`: 0 none, 1 started, -1 its start failed (early_errno).
+/// Under a lock, so that one of several threads asking at once (the tests' jails) adopts it.
+static pthread_mutex_t early_lock = PTHREAD_MUTEX_INITIALIZER;
 static int early_outcome;
 static int early_errno;
 static struct mcpjail_namespace_holder early_holder;
 
 pid_t mcpjail_namespace_holder_start_early(void) {
-    if (early_outcome != 0) return early_outcome == 1 ? early_holder.pid : -1;
-    early_outcome = mcpjail_namespace_holder_start(&early_holder) == 0 ? 1 : -1;
-    early_errno = errno;
-    return early_outcome == 1 ? early_holder.pid : -1;
+    pthread_mutex_lock(&early_lock);
+    if (early_outcome == 0) {
+        early_outcome = mcpjail_namespace_holder_start(&early_holder) == 0 ? 1 : -1;
+        early_errno = errno;
+    }
+    pid_t pid = early_outcome == 1 ? early_holder.pid : -1;
+    pthread_mutex_unlock(&early_lock);
+    return pid;
 }
 
 int mcpjail_namespace_holder_take_early(struct mcpjail_namespace_holder *holder) {
+    pthread_mutex_lock(&early_lock);
     int outcome = early_outcome;
     early_outcome = 0;
     if (outcome == 1) *holder = early_holder;
-    if (outcome == -1) errno = early_errno;
+    int error = early_errno;
+    pthread_mutex_unlock(&early_lock);
+    if (outcome == -1) errno = error;
     return outcome;
 }
 
