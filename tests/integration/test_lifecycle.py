@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
 
-from conftest import Jail, descendants, find_processes, pid_alive, wait_for
+from conftest import MCPJAIL, VENV_BIN, Jail, descendants, find_processes, pid_alive, wait_for
 
 
 def sleeper_under(pid: int) -> int:
@@ -50,8 +51,6 @@ def test_closed_stdio_is_dev_null_not_a_pipe_of_mcpjails(jail: Jail):
     the first pipe mcpjail makes (the namespace holder's, before main), or the relay would
     answer into it (or read the client from it). It is /dev/null; the session still runs
     and ends cleanly."""
-    import subprocess
-
     jail.raw_profile()
     proc = subprocess.Popen(
         jail.command("raw"), env=jail.env(), stdin=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -217,10 +216,6 @@ def test_no_process_outlives_a_command_that_starts_no_server(jail: Jail, args: l
     """`mcpjail run` starts its namespace holder before `main`; a command that then starts no
     jail (a missing profile, a refused name, help, another command, a usage error) ends and
     reaps it. Run under a subreaper, which would inherit anything left behind."""
-    import subprocess
-
-    from conftest import MCPJAIL, VENV_BIN
-
     done = subprocess.run(
         [str(VENV_BIN / "python"), "-c", SUBREAPER, str(MCPJAIL), *args, "--profiles", str(jail.profiles)],
         env=jail.env(), capture_output=True, text=True, timeout=60,
