@@ -19,7 +19,7 @@ SWIFTPM_FLAGS := --disable-local-rpath \
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: all deps build release test unit integration demo bench clean
+.PHONY: all deps build release test unit integration demo bench seccomp-default clean
 
 all: build
 
@@ -57,6 +57,13 @@ bench: release
 	$(SWIFT) build $(SWIFTPM_FLAGS) -c release --static-swift-stdlib --product mcpjail-microbench
 	$(PY) bench/bench.py
 	$(PY) bench/pins.py
+
+# Regenerates the default seccomp program that `run` takes instead of compiling the default
+# rules (Sources/MCPJailLinux/SeccompPrecompiledDefault.swift), after a change to the rules
+# or libseccomp: `make unit` fails until then.
+seccomp-default: build
+	MCPJAIL_WRITE_PRECOMPILED_SECCOMP=$(CURDIR)/Sources/MCPJailLinux/SeccompPrecompiledDefault.swift \
+		$(SWIFT) test $(SWIFTPM_FLAGS) --filter SeccompPolicyTests/precompiledDefault
 
 clean:
 	rm -rf .build

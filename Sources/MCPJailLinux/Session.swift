@@ -37,34 +37,24 @@ public final class Session {
     public func run(clientInput: Int32 = 0, clientOutput: Int32 = 1) throws(MCPJailError) -> Int32 {
         let sessionID = UUID().uuidString.lowercased()
         let context = SessionContext(profile: profile, sessionID: sessionID)
+        // Before the jail is cloned: only what its first process takes along (a copy of this
+        // process's memory and fds: the server's pipes, environment, limits) or what decides
+        // how it is built. Everything else is prepared while it builds its file system
+        // (`whileTheJailBuilds` below), off the path of every client start; a failure there
+        // still ends the jail before anything of the server ran.
         try createStateDirectories()
         // A pinned profile needs a lock that pins its command and code.
         let pins = try preparePins()
-        let auditLog: AuditLog
-        do {
-            auditLog = try AuditLog(path: state.auditLog)
-        } catch {
-            throw MCPJailError(.auditLog, "cannot open audit log \(state.auditLog): \(error)")
-        }
-
-        // Everything that can fail is prepared before the server starts: the seccomp
-        // filter is compiled in the parent (above), and only installed by the child; secrets
-        // are read and the relay's policy (keys, schemas' compiler) is built.
         let secretValues = try SecretLoader.load(profile.secrets, environment: clientEnvironment)
-        let policy = try SessionPolicy.make(profile: profile, secretValues: secretValues.map(\.value), clientEnvironment: clientEnvironment)
-        let writes = try openWriteGate()
         var serverProfile = profile
         for (name, value) in secretValues { serverProfile.server.env[name] = value }
         let (rlimits, rlimitNotes) = ResourceLimits.applicable(for: profile.limits)
         for note in rlimitNotes { logger.notice("\(note)") }
-        let events: EventPipe
         let stdinPipe, stdoutPipe, stderrPipe: (read: Int32, write: Int32)
         do throws(SystemCallError) {
-            events = try EventPipe()
             stdinPipe = try FD.pipe()
             stdoutPipe = try FD.pipe()
             stderrPipe = try FD.pipe()
-            try events.captureSignals([SIGINT, SIGTERM, SIGHUP, SIGCHLD, ProfileWatch.signal, CodeWatch.treeSignal, CodeWatch.pathSignal])
         } catch {
             throw MCPJailError(.io, "cannot set up the relay: \(error)")
         }
@@ -74,15 +64,15 @@ public final class Session {
         let codeWatch = pins == nil ? nil : CodeWatch()
         defer { codeWatch?.stop() }
 
-        // The seccomp filter and v1 cgroups are made while the jail builds its file system
-        // (JailSpawner): launch to initialize 18.75 -> 17.99 ms (200 interleaved launches).
-        // A v2 cgroup comes first: the jail is cloned into it, since moving a process into a
-        // v2 cgroup afterwards waits for an RCU grace period (8-13 ms). Not on threads of
-        // their own: creating one held this thread up ~0.6 ms (launch to server spawned 5.13
-        // ms, 5.51 ms with it).
-        let cgroupPlan = CgroupPlan.make(for: profile.limits)
-        let cgroupBeforeClone = cgroupPlan.entries.contains { $0.version == .v2 }
-        var madeCgroup = cgroupBeforeClone ? try SessionCgroup.create(for: profile, session: sessionID, plan: cgroupPlan) : nil
+        // A v2 cgroup comes before the clone: the jail is cloned into it, since moving a
+        // process into a v2 cgroup afterwards waits for an RCU grace period (8-13 ms). v1
+        // cgroups (and a v2 one on a hybrid host, moved into late) are planned and made
+        // while the jail builds: the plan reads /proc and /sys (~0.2 ms), making them ~0.17 ms.
+        let cgroupBeforeClone = CgroupHost.isUnifiedOnly()
+        var cgroupPlan = cgroupBeforeClone ? CgroupPlan.make(for: profile.limits) : nil
+        var madeCgroup = try cgroupPlan.flatMap { (plan) throws(MCPJailError) in
+            try SessionCgroup.create(for: profile, session: sessionID, plan: plan)
+        }
         let bridge: EgressBridge?
         do {
             bridge = try EgressBridge.make(policy: profile.network.policy)
@@ -95,22 +85,36 @@ public final class Session {
             cgroupProcsFDs: madeCgroup?.v2ProcsFDs ?? [], cgroupV2DirectoryFD: madeCgroup?.v2DirectoryFD ?? -1, rlimits: rlimits, pins: pins,
             codeWatch: codeWatch, egress: bridge)
 
+        var preparedSession: Prepared? = nil
         let server: SpawnedServer
+        let prepared: Prepared
+        let cgroupPlanUsed: CgroupPlan
         let egressSockets: [(EgressBridge.Socket, Int32)]
         do throws(MCPJailError) {
             server = try spawner.spawn(
                 serverProfile, stdio: ServerStdio(stdin: stdinPipe.read, stdout: stdoutPipe.write, stderr: stderrPipe.write),
                 restrictions: restrictions
             ) { () throws(MCPJailError) -> StartRestrictions in
+                preparedSession = try prepare(secretValues: secretValues.map(\.value))
                 let seccomp = try SeccompPolicy.compile(profile)
+                var lateProcsFDs: [Int32] = []
                 if !cgroupBeforeClone {
-                    madeCgroup = try SessionCgroup.create(for: profile, session: sessionID, plan: cgroupPlan)
+                    let plan = CgroupPlan.make(for: profile.limits)
+                    cgroupPlan = plan
+                    madeCgroup = try SessionCgroup.create(for: profile, session: sessionID, plan: plan)
+                    // A v2 cgroup on a host that is not v2 only: moved into, the slow way.
+                    lateProcsFDs = madeCgroup?.procsFDs ?? []
                 }
                 return StartRestrictions(
-                    cgroupTasksFDs: madeCgroup?.tasksFDs ?? [], cgroupProcsFDs: madeCgroup?.v1ProcsFDs ?? [],
+                    cgroupTasksFDs: madeCgroup?.tasksFDs ?? [], cgroupProcsFDs: lateProcsFDs,
                     seccompProgram: seccomp.program)
             }
-            do {
+            do throws(MCPJailError) {
+                guard let preparedSession, let cgroupPlan else {
+                    throw MCPJailError(.internalError, "the spawner started the server without preparing the session")
+                }
+                prepared = preparedSession
+                cgroupPlanUsed = cgroupPlan
                 egressSockets = try bridge?.receive() ?? []
             } catch {
                 kill(-server.pid, SIGKILL)
@@ -125,6 +129,7 @@ public final class Session {
             _ = madeCgroup?.remove()
             throw error
         }
+        let (auditLog, policy, writes, events) = (prepared.auditLog, prepared.policy, prepared.writes, prepared.events)
         let cgroup = madeCgroup
         // Off the server's CPU until its first output (the relay restores the mask).
         let placement = StartupPlacement()
@@ -172,7 +177,7 @@ public final class Session {
         }
         // Housekeeping once the relay runs, while the server starts: empty cgroups that
         // killed sessions left (not before the spawn: no client start should wait for it).
-        let stale = CgroupJanitor.sweep(cgroupPlan)
+        let stale = CgroupJanitor.sweep(cgroupPlanUsed)
         if !stale.isEmpty { logger.notice("removed \(stale.count) cgroups left by sessions that were killed") }
         // Registered once the relay runs: the client's first message need not wait for it.
         let registration = SessionRegistry(state: state).register(
@@ -333,6 +338,36 @@ public final class Session {
 
     /// The idempotency store, opened only when the profile has write tools: a store that
     /// cannot be opened (locked, corrupted) stops `run` before the server starts.
+    /// What the relay needs that the jail does not: prepared while the jail builds.
+    private struct Prepared {
+        let auditLog: AuditLog
+        let policy: RelayPolicy
+        let writes: WriteGate?
+        let events: EventPipe
+    }
+
+    /// The audit log, the relay's policy (keys, schemas' compiler), the idempotency store and
+    /// the event pipe with the signals it captures. Run while the jail builds: anything
+    /// failing here ends the jail before the server starts.
+    private func prepare(secretValues: [String]) throws(MCPJailError) -> Prepared {
+        let auditLog: AuditLog
+        do {
+            auditLog = try AuditLog(path: state.auditLog)
+        } catch {
+            throw MCPJailError(.auditLog, "cannot open audit log \(state.auditLog): \(error)")
+        }
+        let policy = try SessionPolicy.make(profile: profile, secretValues: secretValues, clientEnvironment: clientEnvironment)
+        let writes = try openWriteGate()
+        let events: EventPipe
+        do throws(SystemCallError) {
+            events = try EventPipe()
+            try events.captureSignals([SIGINT, SIGTERM, SIGHUP, SIGCHLD, ProfileWatch.signal, CodeWatch.treeSignal, CodeWatch.pathSignal])
+        } catch {
+            throw MCPJailError(.io, "cannot set up the relay: \(error)")
+        }
+        return Prepared(auditLog: auditLog, policy: policy, writes: writes, events: events)
+    }
+
     private func openWriteGate() throws(MCPJailError) -> WriteGate? {
         guard profile.tools.values.contains(where: \.write) else { return nil }
         let store = try SQLiteIdempotencyStore(stateDirectory: state)
